@@ -1,0 +1,104 @@
+"""Decoders: a decoded answer (and its raw body) to a model, or the typed error it stands for."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import cattrs
+
+from ._convert import structure
+from ._exceptions import APIError, ResponseDecodeError, TaskNotFoundError, decode_body, proxy_error
+from ._logging import logger
+from ._models import SubmitResult, TaskInfo
+
+__all__ = ["accepted_envelope", "envelope", "task_list", "task_or_none", "tasks_in"]
+
+ACCEPTED: Final = frozenset({1, 21, 22})
+
+
+def _errors(exc: Exception) -> list[str]:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return cattrs.transform_error(exc)
+    return [str(exc)]
+
+
+def _shape_error(
+    method: str, path: str, raw: bytes, what: str, exc: Exception | None = None
+) -> ResponseDecodeError:
+    return ResponseDecodeError(
+        f"{method} {path}: {what}",
+        method=method, path=path, body=decode_body(raw), status_code=200,
+        errors=_errors(exc) if exc is not None else None,
+    )
+
+
+def envelope(method: str, path: str, parsed: Any, raw: bytes) -> SubmitResult:
+    """The `{code, description, result, properties}` envelope, whatever its code."""
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("code"), int):
+        raise _shape_error(method, path, raw, "the answer is not a result envelope")
+    try:
+        return structure(parsed, SubmitResult)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        raise _shape_error(method, path, raw, "the result envelope has the wrong shape", exc) from exc
+
+
+def accepted_envelope(method: str, path: str, parsed: Any, raw: bytes) -> SubmitResult:
+    """For submits: an accepted envelope carrying a task id, else the typed error for it.
+
+    An accepted code without an id means the job exists but its id is unknown: an error whose
+    `job_created` is None, so the submit is reconciled rather than resent.
+    """
+    result = envelope(method, path, parsed, raw)
+    if result.code not in ACCEPTED:
+        raise proxy_error(
+            method, path, code=result.code, description=result.description,
+            properties=result.properties, body=decode_body(raw), status_code=200,
+        )
+    if not isinstance(result.result, str):
+        raise _shape_error(method, path, raw, f"code {result.code} without a task id")
+    return result
+
+
+def task_or_none(method: str, path: str, parsed: Any, raw: bytes) -> TaskInfo | None:
+    """A fetched task; None when the server says it does not know the id (empty body, code 3)."""
+    if parsed is None:
+        return None
+    if isinstance(parsed, dict) and "id" not in parsed and isinstance(parsed.get("code"), int):
+        error = envelope_error(method, path, parsed, raw)
+        if isinstance(error, TaskNotFoundError):
+            return None
+        raise error
+    try:
+        return structure(parsed, TaskInfo)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        raise _shape_error(method, path, raw, "the answer is not a task", exc) from exc
+
+
+def envelope_error(method: str, path: str, parsed: dict[str, Any], raw: bytes) -> APIError:
+    result = envelope(method, path, parsed, raw)
+    return proxy_error(
+        method, path, code=result.code, description=result.description,
+        properties=result.properties, body=decode_body(raw), status_code=200,
+    )
+
+
+def task_list(method: str, path: str, parsed: Any, raw: bytes) -> list[TaskInfo]:
+    """A list of tasks; entries that are not tasks are logged and left out."""
+    if isinstance(parsed, dict) and isinstance(parsed.get("content"), list):
+        parsed = parsed["content"]
+    if not isinstance(parsed, list):
+        raise _shape_error(method, path, raw, "the answer is not a list of tasks")
+    return tasks_in(parsed)
+
+
+def tasks_in(items: Any) -> list[TaskInfo]:
+    """The entries of a decoded list that are valid tasks."""
+    if not isinstance(items, list):
+        return []
+    tasks = []
+    for item in items:
+        try:
+            tasks.append(structure(item, TaskInfo))
+        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+            logger.warning("left out a list entry that is not a task: %s", "; ".join(_errors(exc)))
+    return tasks

@@ -1,0 +1,78 @@
+"""The `mjasync` logger, its MJASYNC_LOG switch, and redaction of secrets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import weakref
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["logger", "redact_headers", "redact_url", "register_secret", "setup_from_env"]
+
+logger: Final = logging.getLogger("mjasync")
+
+SECRET_HEADERS: Final = frozenset({"authorization", "mj-api-secret", "x-api-key"})
+_REDACTED: Final = "***"
+
+
+class _Secret(str):
+    """A str subclass so secrets can live in a WeakSet while their owners live."""
+
+
+class _SecretFilter(logging.Filter):
+    """Last line of defence: scrub registered secrets from any record of the mjasync logger."""
+
+    def __init__(self) -> None:
+        super().__init__("mjasync")
+        self.secrets: weakref.WeakSet[_Secret] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = [s for s in self.secrets if s]
+        if not secrets:
+            return True
+        message = record.getMessage()
+        scrubbed = re.sub("|".join(re.escape(s) for s in secrets), _REDACTED, message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+_filter: Final = _SecretFilter()
+logger.addFilter(_filter)
+
+
+def register_secret(value: str) -> str:
+    """Remember a secret for the log filter; keep the returned object alive as long as it is used."""
+    secret = _Secret(value)
+    _filter.secrets.add(secret)
+    return secret
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy of `headers` safe to log."""
+    return {k: _REDACTED if k.lower() in SECRET_HEADERS else v for k, v in headers.items()}
+
+
+def redact_url(url: str) -> str:
+    """`url` without user info, query or fragment (where credentials and tokens hide)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = f"{_REDACTED}@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, _REDACTED if parts.query else "", ""))
+
+
+def setup_from_env() -> None:
+    """Honour MJASYNC_LOG=info|debug once: attach a stderr handler to the mjasync logger."""
+    level = os.environ.get("MJASYNC_LOG", "").strip().upper()
+    if level not in ("INFO", "DEBUG") or logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)

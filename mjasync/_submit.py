@@ -1,0 +1,140 @@
+"""Submit safety: tag every submit, never resend an ambiguous one, find it by its tag instead."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal
+
+from ._convert import join_state
+from ._decode import accepted_envelope, tasks_in
+from ._exceptions import APIError, NotFoundError, SubmitUncertainError
+from ._logging import logger
+from ._models import SubmitResult, TaskInfo
+from ._retry import RequestKind
+from ._transport import Transport, as_json
+
+__all__ = ["ReconcileStrategy", "Submitter", "new_tag"]
+
+ReconcileStrategy = Literal["auto", "plus-query", "list-scan", "none"]
+RECONCILE_STRATEGIES: Final = ("auto", "plus-query", "list-scan", "none")
+_MISSING_ENDPOINT: Final = (404, 405)
+
+
+def new_tag() -> str:
+    """A unique submit tag: the only way to find a job whose id never arrived."""
+    return f"mja-{uuid.uuid4().hex}"
+
+
+def _is_ambiguous(exc: BaseException) -> bool:
+    return isinstance(exc, APIError) and exc.job_created is None
+
+
+class Submitter:
+    """Sends submits under the SUBMIT policy and reconciles ambiguous failures by state tag."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        strategy: ReconcileStrategy,
+        delays: Sequence[float],
+    ) -> None:
+        self._transport = transport
+        self._strategy = strategy
+        self._delays = tuple(delays)
+        self._lookup: str | None = None if strategy == "auto" else strategy
+
+    async def submit(
+        self, path: str, body: dict[str, Any], *, state: str | None, timeout: float | None
+    ) -> SubmitResult:
+        """Submit once (resending only what provably created nothing); returns an accepted result."""
+        tag = new_tag()
+        body["state"] = join_state(state, tag)
+        try:
+            return await self._send(path, body, timeout)
+        except APIError as exc:
+            if not _is_ambiguous(exc):
+                raise
+            cause: BaseException = exc
+        logger.info("POST %s: outcome unknown (%s); looking for tag %s", path, type(cause).__name__, tag)
+        found, complete = await self._find(tag)
+        if found is not None:
+            return found
+        if complete:
+            logger.info("POST %s: tag %s not found in a complete view; resending once", path, tag)
+            try:
+                return await self._send(path, body, timeout)
+            except APIError as exc:
+                if not _is_ambiguous(exc):
+                    raise
+                cause = exc
+        raise SubmitUncertainError(
+            f"POST {path}: the server may have created this job ({type(cause).__name__}), "
+            f"and no task with state tag {tag} could be found; it was not resent",
+            state_tag=tag,
+            path=path,
+            cause=cause,
+        ) from cause
+
+    async def _send(self, path: str, body: Mapping[str, Any], timeout: float | None) -> SubmitResult:
+        return await self._transport.request(
+            "POST", path, accepted_envelope, body=body, kind=RequestKind.SUBMIT, timeout=timeout
+        )
+
+    async def _find(self, tag: str) -> tuple[SubmitResult | None, bool]:
+        """Look the tag up after each delay: (the adopted result or None, was the view complete)."""
+        complete = False
+        for delay in self._delays:
+            if self._lookup == "none":
+                break
+            await asyncio.sleep(delay)
+            tasks, complete = await self._lookup_tag(tag)
+            if tasks:
+                chosen = min(tasks, key=lambda t: (t.submit_time is None, t.submit_time, t.id))
+                if len(tasks) > 1:
+                    logger.warning(
+                        "tag %s matches %d tasks (%s); adopting the oldest, %s",
+                        tag, len(tasks), ", ".join(t.id for t in tasks), chosen.id,
+                    )
+                logger.info("tag %s found: adopting task %s", tag, chosen.id)
+                return SubmitResult(code=1, description="found by state tag", result=chosen.id), True
+        return None, complete
+
+    async def _lookup_tag(self, tag: str) -> tuple[list[TaskInfo], bool]:
+        """Tasks carrying the tag, and whether the view searched was complete."""
+        if self._lookup in (None, "plus-query"):
+            try:
+                answer = await self._transport.request(
+                    "POST", "/mj/task/query", as_json, body={"state": tag}
+                )
+                self._lookup = "plus-query"
+                content = answer.get("content") if isinstance(answer, dict) else answer
+                return _with_tag(content, tag), True
+            except APIError as exc:
+                if not _missing(exc) or self._strategy == "plus-query":
+                    return [], False
+                self._lookup = "list-scan"
+        if self._lookup == "list-scan":
+            found: list[TaskInfo] = []
+            views = 0
+            for path in ("/mj/task/list", "/mj/task/queue"):
+                try:
+                    found += _with_tag(await self._transport.request("GET", path, as_json), tag)
+                    views += 1
+                except APIError as exc:
+                    if not _missing(exc):
+                        return found, False
+            if views == 0 and self._strategy == "auto":
+                self._lookup = "none"
+            return found, views == 2
+        return [], False
+
+
+def _missing(exc: APIError) -> bool:
+    return isinstance(exc, NotFoundError) or exc.status_code in _MISSING_ENDPOINT
+
+
+def _with_tag(content: Any, tag: str) -> list[TaskInfo]:
+    return [info for info in tasks_in(content) if info.state_tag == tag]

@@ -1,0 +1,236 @@
+"""The only module that sends HTTP: URLs, auth headers, timeouts, error mapping, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal, TypeVar
+
+import aiohttp
+import attrs
+
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    MjError,
+    ResponseDecodeError,
+    decode_body,
+    error_for_body,
+    parse_json,
+    proxy_error,
+)
+from ._logging import logger, redact_headers
+from ._retry import RequestKind, retrying
+from ._version import __version__
+
+__all__ = ["AuthStyle", "Config", "Decoder", "SessionHolder", "Transport", "as_json"]
+
+T = TypeVar("T")
+Decoder = Callable[[str, str, Any, bytes], T]
+"""Turns (method, path, decoded JSON, raw body) into a result, or raises a typed error."""
+
+AuthStyle = Literal["bearer", "mj-api-secret", "authorization"]
+AUTH_STYLES: Final = ("bearer", "mj-api-secret", "authorization")
+MODE_SHORTCUTS: Final = {"fast": "mj-fast", "relax": "mj-relax", "turbo": "mj-turbo"}
+MAX_BODY: Final = 32 * 1024 * 1024
+"""Bytes: a longer JSON answer is refused rather than read into memory."""
+
+
+@attrs.frozen
+class Config:
+    """Everything a Transport needs to build and send one request."""
+
+    base_url: str
+    api_key: str | None = attrs.field(repr=False)
+    auth: AuthStyle
+    mode: str | None
+    timeout: float
+    connect_timeout: float
+    max_retries: int
+    retry_backoff: float
+
+
+def auth_headers(style: AuthStyle, api_key: str | None) -> dict[str, str]:
+    """The header that carries the key in the chosen style; none without a key."""
+    if not api_key:
+        return {}
+    if style == "bearer":
+        return {"Authorization": f"Bearer {api_key}"}
+    if style == "authorization":
+        return {"Authorization": api_key}
+    return {"mj-api-secret": api_key}
+
+
+class SessionHolder:
+    """One aiohttp session, created lazily on first use, shared by a client and its copies."""
+
+    def __init__(self, session: aiohttp.ClientSession | None) -> None:
+        self._session = session
+        self._owned = session is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise MjError(
+                "this Client was first used in another event loop; create one Client per loop"
+            )
+        if self._session is None or (self._owned and self._session.closed):
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100), raise_for_status=False
+            )
+            self._owned = True
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session if mjasync created it; a caller's own session is left open."""
+        session, self._session = self._session, None
+        if session is not None and self._owned and not session.closed:
+            await session.close()
+
+
+class Transport:
+    """Sends one logical request (with the retries its kind allows) and maps every failure."""
+
+    def __init__(self, config: Config, sessions: SessionHolder) -> None:
+        self.config = config
+        self.sessions = sessions
+        prefix = MODE_SHORTCUTS.get(config.mode or "", config.mode or "").strip("/")
+        self._root = config.base_url.rstrip("/") + (f"/{prefix}" if prefix else "")
+        self._headers = {
+            "User-Agent": f"mjasync/{__version__}",
+            "Accept": "application/json",
+            **auth_headers(config.auth, config.api_key),
+        }
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        decode: Decoder[T],
+        *,
+        body: Mapping[str, Any] | None = None,
+        kind: RequestKind = RequestKind.READ,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> T:
+        """Send under the retry policy of `kind`; `decode` runs inside each attempt, so the
+        typed errors it raises are retried by the same rules as transport failures."""
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        max_retries = self.config.max_retries if retries is None else retries
+        if max_retries == 0:
+            return await self._attempt(method, path, data, timeout, decode)
+        async for attempt in retrying(
+            kind, max_retries=max_retries, backoff=self.config.retry_backoff
+        ):
+            with attempt:
+                return await self._attempt(method, path, data, timeout, decode)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def get_bytes(self, url: str, *, timeout: float | None = None) -> bytes:
+        """GET an absolute URL (a result image) with this client's session and READ retries."""
+        async for attempt in retrying(
+            RequestKind.READ, max_retries=self.config.max_retries, backoff=self.config.retry_backoff
+        ):
+            with attempt:
+                status, raw, _ = await self._send("GET", url, "image", None, timeout, limit=None)
+                if status >= 400:
+                    raise error_for_body("GET", "image", status, raw, None, retry_after=None)
+                return raw
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _attempt(
+        self, method: str, path: str, data: bytes | None, timeout: float | None, decode: Decoder[T]
+    ) -> T:
+        status, raw, retry_after = await self._send(
+            method, self._root + path, path, data, timeout, limit=MAX_BODY
+        )
+        ok, parsed = parse_json(raw) if raw.strip() else (True, None)
+        if status >= 300:
+            raise error_for_body(method, path, status, raw, parsed, retry_after=retry_after)
+        if not ok:
+            raise ResponseDecodeError(
+                f"{method} {path}: HTTP {status}: the answer is not JSON",
+                method=method, path=path, body=decode_body(raw), status_code=status,
+            )
+        if isinstance(parsed, dict) and parsed.get("success") is False:
+            code, text = parsed.get("code"), parsed.get("message")
+            raise proxy_error(
+                method, path, code=code if isinstance(code, int) else -1,
+                description=text if isinstance(text, str) else "", properties=None,
+                body=decode_body(raw), status_code=status,
+            )
+        return decode(method, path, parsed, raw)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        data: bytes | None,
+        timeout: float | None,
+        *,
+        limit: int | None,
+    ) -> tuple[int, bytes, float | None]:
+        session = self.sessions.get()
+        headers = self._headers if data is None else self._json_headers
+        client_timeout = aiohttp.ClientTimeout(
+            total=self.config.timeout if timeout is None else timeout,
+            connect=self.config.connect_timeout,
+        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s headers=%s", method, path, redact_headers(headers))
+        try:
+            async with session.request(
+                method, url, data=data, headers=headers, timeout=client_timeout
+            ) as response:
+                if limit is not None and (response.content_length or 0) > limit:
+                    raise ResponseDecodeError(
+                        f"{method} {path}: the answer is over {limit} bytes",
+                        method=method, path=path, status_code=response.status,
+                    )
+                raw = await response.read()
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise APITimeoutError(
+                f"{method} {path}: timed out connecting", method=method, path=path,
+                request_sent=False,
+            ) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise APITimeoutError(
+                f"{method} {path}: timed out waiting for the answer", method=method, path=path,
+                request_sent=None,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise APIConnectionError(
+                f"{method} {path}: could not connect ({type(exc).__name__})", method=method,
+                path=path, request_sent=False,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise APIConnectionError(
+                f"{method} {path}: connection lost ({type(exc).__name__})", method=method,
+                path=path, request_sent=None,
+            ) from exc
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s -> HTTP %d, %d bytes", method, path, status, len(raw))
+        return status, raw, retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def as_json(method: str, path: str, parsed: Any, raw: bytes) -> Any:
+    """The Decoder for answers used as plain JSON (None for an empty body)."""
+    return parsed
