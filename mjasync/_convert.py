@@ -51,7 +51,7 @@ def split_state(wire: str | None) -> tuple[str | None, str | None]:
 
 def join_state(state: str | None, tag: str) -> str:
     """The wire `state` carrying both the caller's state and the SDK's tag (inverse of split_state)."""
-    return tag if state is None else f"{state}{_SEP}{tag}"
+    return f"{state}{_SEP}{tag}" if state else tag
 
 
 def _str(value: Any, _: type) -> str:

@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from ._logging import scrub
+
 if TYPE_CHECKING:
     from ._models import TaskInfo
 
@@ -260,8 +262,8 @@ def proxy_error(
 
 
 def decode_body(raw: bytes) -> str:
-    """The kept text of a body: UTF-8 whatever the label says, capped at 64 KiB."""
-    return raw[:MAX_KEPT_BODY].decode("utf-8", errors="replace")
+    """The kept text of a body: UTF-8 whatever the label says, capped at 64 KiB, secrets scrubbed."""
+    return scrub(raw[:MAX_KEPT_BODY].decode("utf-8", errors="replace"))
 
 
 def parse_json(raw: bytes) -> tuple[bool, Any]:

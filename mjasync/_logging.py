@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import weakref
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["logger", "redact_headers", "redact_url", "register_secret", "setup_from_env"]
+__all__ = ["logger", "redact_headers", "redact_url", "register_secret", "scrub", "setup_from_env"]
 
 logger: Final = logging.getLogger("mjasync")
 
@@ -30,18 +29,24 @@ class _SecretFilter(logging.Filter):
         self.secrets: weakref.WeakSet[_Secret] = weakref.WeakSet()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = [s for s in self.secrets if s]
-        if not secrets:
-            return True
-        message = record.getMessage()
-        scrubbed = re.sub("|".join(re.escape(s) for s in secrets), _REDACTED, message)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
+        if self.secrets:
+            message = record.getMessage()
+            scrubbed = scrub(message)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
         return True
 
 
 _filter: Final = _SecretFilter()
 logger.addFilter(_filter)
+
+
+def scrub(text: str) -> str:
+    """`text` with every registered secret (API keys, callback tokens) replaced by ***."""
+    secrets = [s for s in _filter.secrets if s and s in text]
+    for secret in secrets:
+        text = text.replace(secret, _REDACTED)
+    return text
 
 
 def register_secret(value: str) -> str:

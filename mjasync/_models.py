@@ -192,7 +192,9 @@ class SubmitResult:
     code: int
     description: str = ""
     result: str | list[str] | None = None
+    """A task id for job submits; a list of URLs or a seed for the endpoints that return those."""
     properties: Mapping[str, Any] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def queue_position(self) -> int | None:

@@ -42,7 +42,7 @@ def callback_result(**kwargs: Any) -> CallbackResult:
     return CallbackResult(response_class=_ShimResponse, **kwargs)
 
 
-class MockedHTTP(aioresponses):  # type: ignore[misc]
+class MockedHTTP(aioresponses):
     """aioresponses with the aiohttp 3.14 shim; remove the shim once a fixed release ships."""
 
     def add(self, *args: Any, **kwargs: Any) -> None:
@@ -58,7 +58,8 @@ class MockedHTTP(aioresponses):  # type: ignore[misc]
 
 @pytest.fixture
 def http() -> Iterator[MockedHTTP]:
-    with MockedHTTP() as mocked:
+    mocked = MockedHTTP()
+    with mocked:
         yield mocked
 
 
