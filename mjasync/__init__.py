@@ -38,7 +38,7 @@ from ._exceptions import (
     ValidationFailedError,
     WaitTimeoutError,
 )
-from ._models import Button, SubmitResult, TaskAction, TaskInfo, TaskStatus
+from ._models import Button, ClientStats, SubmitResult, TaskAction, TaskInfo, TaskStatus
 from ._task import DEFAULT_WAIT_TIMEOUT, Task
 from ._transport import AuthStyle
 from ._version import __version__
@@ -61,6 +61,7 @@ __all__ = [
     "BotType",
     "Button",
     "Client",
+    "ClientStats",
     "InvalidCallbackError",
     "InvalidRequestError",
     "MjError",

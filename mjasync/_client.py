@@ -15,7 +15,7 @@ import aiohttp
 from ._decode import task_list, task_or_none
 from ._exceptions import APIError, InvalidRequestError, NotFoundError, TaskNotFoundError
 from ._logging import logger, redact_url, register_secret, setup_from_env
-from ._models import TaskInfo
+from ._models import ClientStats, TaskInfo
 from ._poller import Poller
 from ._submit import RECONCILE_STRATEGIES, ReconcileStrategy, Submitter
 from ._task import Task, check_timeout
@@ -150,6 +150,11 @@ class Client:
     @property
     def _poller(self) -> Poller:
         return self._poller_instance
+
+    @property
+    def stats(self) -> ClientStats:
+        """Requests, retries and reconciles this client (not its copies) has made so far."""
+        return self._transport.stats
 
     @property
     def base_url(self) -> str:

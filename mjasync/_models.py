@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["Button", "SubmitResult", "TaskAction", "TaskInfo", "TaskStatus"]
+__all__ = ["Button", "ClientStats", "SubmitResult", "TaskAction", "TaskInfo", "TaskStatus"]
 
 _PERCENT: Final = re.compile(r"^(\d{1,3})%$")
 _MAX_PSEUDO_MEMBERS: Final = 256
@@ -201,6 +201,20 @@ class SubmitResult:
         """Jobs ahead of this one when the server queued it (code 22), else None."""
         value = self.properties.get("numberOfQueues")
         return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@attrs.define
+class ClientStats:
+    """Counters of what one client did, for dashboards and summaries."""
+
+    requests: int = 0
+    """HTTP requests sent (each retry counts)."""
+    retries: int = 0
+    """Requests resent under a retry policy."""
+    reconciles: int = 0
+    """Submits whose outcome was unknown and were looked up by their state tag."""
+    reconciled: int = 0
+    """Of those, how many were found (adopted) instead of raising SubmitUncertainError."""
 
 
 def snapshot_key(info: TaskInfo) -> tuple[object, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Final
 
 import tenacity
@@ -16,6 +17,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._logging import logger
+from ._models import ClientStats
 
 __all__ = ["RequestKind", "retrying"]
 
@@ -68,7 +70,8 @@ class _Wait(tenacity.wait.wait_base):
         return float(self._jitter(retry_state))
 
 
-def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+def _log_retry(stats: ClientStats, retry_state: tenacity.RetryCallState) -> None:
+    stats.retries += 1
     outcome = retry_state.outcome
     exc = outcome.exception() if outcome is not None else None
     wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
@@ -82,13 +85,15 @@ def _log_retry(retry_state: tenacity.RetryCallState) -> None:
     )
 
 
-def retrying(kind: RequestKind, *, max_retries: int, backoff: float) -> tenacity.AsyncRetrying:
+def retrying(
+    kind: RequestKind, *, max_retries: int, backoff: float, stats: ClientStats
+) -> tenacity.AsyncRetrying:
     """A fresh tenacity controller for one call of this kind."""
     return tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(_PREDICATES[kind]),
         wait=_Wait(backoff),
         stop=tenacity.stop_after_attempt(max_retries + 1)
         | tenacity.stop_before_delay(RETRY_DEADLINE),
-        before_sleep=_log_retry,
+        before_sleep=functools.partial(_log_retry, stats),
         reraise=True,
     )

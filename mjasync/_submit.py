@@ -59,8 +59,11 @@ class Submitter:
                 raise
             cause: BaseException = exc
         logger.info("POST %s: outcome unknown (%s); looking for tag %s", path, type(cause).__name__, tag)
+        stats = self._transport.stats
+        stats.reconciles += 1
         found, complete = await self._find(tag)
         if found is not None:
+            stats.reconciled += 1
             return found
         if complete:
             logger.info("POST %s: tag %s not found in a complete view; resending once", path, tag)

@@ -22,6 +22,7 @@ from ._exceptions import (
     proxy_error,
 )
 from ._logging import logger, redact_headers
+from ._models import ClientStats
 from ._retry import RequestKind, retrying
 from ._version import __version__
 
@@ -99,6 +100,7 @@ class Transport:
     def __init__(self, config: Config, sessions: SessionHolder) -> None:
         self.config = config
         self.sessions = sessions
+        self.stats = ClientStats()
         prefix = MODE_SHORTCUTS.get(config.mode or "", config.mode or "").strip("/")
         self._root = config.base_url.rstrip("/") + (f"/{prefix}" if prefix else "")
         self._headers = {
@@ -126,7 +128,7 @@ class Transport:
         if max_retries == 0:
             return await self._attempt(method, path, data, timeout, decode)
         async for attempt in retrying(
-            kind, max_retries=max_retries, backoff=self.config.retry_backoff
+            kind, max_retries=max_retries, backoff=self.config.retry_backoff, stats=self.stats
         ):
             with attempt:
                 return await self._attempt(method, path, data, timeout, decode)
@@ -135,7 +137,10 @@ class Transport:
     async def get_bytes(self, url: str, *, timeout: float | None = None) -> bytes:
         """GET an absolute URL (a result image) with this client's session and READ retries."""
         async for attempt in retrying(
-            RequestKind.READ, max_retries=self.config.max_retries, backoff=self.config.retry_backoff
+            RequestKind.READ,
+            max_retries=self.config.max_retries,
+            backoff=self.config.retry_backoff,
+            stats=self.stats,
         ):
             with attempt:
                 status, raw, _ = await self._send("GET", url, "image", None, timeout, limit=None)
@@ -178,6 +183,7 @@ class Transport:
         limit: int | None,
     ) -> tuple[int, bytes, float | None]:
         session = self.sessions.get()
+        self.stats.requests += 1
         headers = self._headers if data is None else self._json_headers
         client_timeout = aiohttp.ClientTimeout(
             total=self.config.timeout if timeout is None else timeout,

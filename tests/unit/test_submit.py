@@ -62,6 +62,7 @@ async def test_code_23_is_resent_with_backoff_then_queue_full(http: MockedHTTP, 
     assert caught.value.code == 23
     assert caught.value.body is not None and json.loads(caught.value.body) == body
     assert len(http.calls("POST", "/mj/submit/imagine")) == 3  # 1 + max_retries
+    assert (client.stats.requests, client.stats.retries) == (3, 2)
 
 
 async def test_code_23_then_success_returns_the_task(http: MockedHTTP, client: mjasync.Client) -> None:
@@ -182,6 +183,7 @@ async def test_ambiguous_failure_is_never_resent_and_is_found_by_tag(
     task = await client.imagine("cat")
     assert task.id == "555"
     assert len(http.calls("POST", "/mj/submit/imagine")) == 1
+    assert (client.stats.reconciles, client.stats.reconciled, client.stats.retries) == (1, 1, 0)
 
 
 async def test_ambiguous_failure_not_found_on_partial_view_raises_uncertain(
