@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from ._client import Client
 from ._exceptions import MjError
@@ -38,8 +38,9 @@ class _Display(Protocol):
 class _PlainDisplay:
     """One line per change: for logs, pipes and terminals without rich."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, stream: TextIO) -> None:
         self._total = total
+        self._stream = stream
         self._prompts: dict[int, str] = {}
 
     def add(self, index: int, prompt: str) -> None:
@@ -49,7 +50,8 @@ class _PlainDisplay:
         status = ""
         if info is not None:
             status = f"{info.id} {info.status.value or 'QUEUED':<11} {info.progress_text:>4}"
-        print(f"[{index + 1}/{self._total}] {status} {note or self._prompts[index]!r}".rstrip(), flush=True)
+        line = f"[{index + 1}/{self._total}] {status} {note or self._prompts[index]!r}"
+        print(line.rstrip(), file=self._stream, flush=True)
 
     def close(self) -> None:
         pass
@@ -82,20 +84,21 @@ class _RichDisplay:
         self._progress.stop()
 
 
-def _display(total: int, plain: bool) -> _Display:
-    if not plain and sys.stdout.isatty():
+def _display(total: int, plain: bool, as_json: bool) -> _Display:
+    """Rich bars on a terminal when rich is installed; plain lines otherwise (stderr with --json)."""
+    if not (plain or as_json) and sys.stdout.isatty():
         try:
             return _RichDisplay(total)
         except ImportError:
             pass
-    return _PlainDisplay(total)
+    return _PlainDisplay(total, sys.stderr if as_json else sys.stdout)
 
 
 async def _demo(jobs: int, out: Path, as_json: bool, plain: bool) -> int:
     from .testing import FakeProxy
 
     prompts = [DEMO_PROMPTS[i % len(DEMO_PROMPTS)] for i in range(jobs)]
-    display = _display(jobs, plain or as_json)
+    display = _display(jobs, plain, as_json)
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
     async with (
