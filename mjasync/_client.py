@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from ._callbacks import Callbacks
 from ._decode import task_list, task_or_none
 from ._exceptions import APIError, InvalidRequestError, NotFoundError, TaskNotFoundError
 from ._logging import logger, redact_url, register_secret, setup_from_env
@@ -117,9 +118,9 @@ class Client:
             "reconcile_delays": tuple(reconcile_delays),
         }
         self._api_key_secret = register_secret(api_key) if api_key else None
-        self._build(SessionHolder(session), owns_sessions=True)
+        self._build(SessionHolder(session), Callbacks([]), owns_sessions=True)
 
-    def _build(self, sessions: SessionHolder, *, owns_sessions: bool) -> None:
+    def _build(self, sessions: SessionHolder, callbacks: Callbacks, *, owns_sessions: bool) -> None:
         o = self._options
         self._sessions = sessions
         self._owns_sessions = owns_sessions
@@ -145,7 +146,11 @@ class Client:
             interval=o["poll_interval"],
             batch_size=o["poll_batch_size"],
             missing_after=o["missing_after"],
+            stats=self._transport.stats,
         )
+        self.callbacks = callbacks
+        """notifyHook intake (configure, serve, aiohttp_handler, deliver); shared with copies."""
+        callbacks._pollers.append(self._poller_instance)
 
     @property
     def _poller(self) -> Poller:
@@ -168,7 +173,7 @@ class Client:
         if "session" in overrides:
             raise InvalidRequestError("with_options() shares the session; build a new Client for another")
         clone = Client(**{**self._options, **overrides})
-        clone._build(self._sessions, owns_sessions=False)
+        clone._build(self._sessions, self.callbacks, owns_sessions=False)
         return clone
 
     async def __aenter__(self) -> Client:
@@ -178,10 +183,14 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Stop polling and close the session (unless it was passed in, or belongs to the client
-        this one was copied from). Waiting tasks are not cancelled on the server."""
+        """Stop polling, stop a callback receiver started by `callbacks.serve()`, and close the
+        session (unless it was passed in, or belongs to the client this one was copied from).
+        Jobs are not cancelled on the server."""
         await self._poller.close()
+        if self._poller in self.callbacks._pollers:
+            self.callbacks._pollers.remove(self._poller)
         if self._owns_sessions:
+            await self.callbacks.close()
             await self._sessions.close()
 
     # --- submits ----------------------------------------------------------------------------
@@ -225,6 +234,7 @@ class Client:
         check_timeout(timeout)
         if state is not None and (not isinstance(state, str) or len(state) > MAX_STATE_LENGTH):
             raise InvalidRequestError(f"state must be a string of at most {MAX_STATE_LENGTH} characters")
+        notify_hook = notify_hook or self.callbacks.hook_url
         if notify_hook is not None:
             scheme = urlsplit(notify_hook).scheme
             if scheme not in ("http", "https") or len(notify_hook) > MAX_NOTIFY_HOOK_LENGTH:

@@ -215,6 +215,33 @@ class ClientStats:
     """Submits whose outcome was unknown and were looked up by their state tag."""
     reconciled: int = 0
     """Of those, how many were found (adopted) instead of raising SubmitUncertainError."""
+    callbacks: int = 0
+    """notifyHook callbacks accepted for tasks this client waits for."""
+    resolved_by_callback: int = 0
+    """Waits whose final status arrived through a callback (confirmed by one fetch)."""
+    resolved_by_poll: int = 0
+    """Waits whose final status arrived through polling or a fetch."""
+
+
+_RANK: Final = {
+    TaskStatus.UNKNOWN: 0,
+    TaskStatus.NOT_START: 1,
+    TaskStatus.MODAL: 1,  # an action may go MODAL -> NOT_START once its modal is submitted
+    TaskStatus.SUBMITTED: 2,
+    TaskStatus.IN_PROGRESS: 3,
+    TaskStatus.SUCCESS: 4,
+    TaskStatus.FAILURE: 4,
+    TaskStatus.CANCEL: 4,
+}
+
+
+def is_older(new: TaskInfo, last: TaskInfo) -> bool:
+    """True when `new` is behind `last` (a lower status, or the same status at lower progress):
+    callbacks arrive out of order, and a late IN_PROGRESS must not undo a SUCCESS."""
+    new_rank, last_rank = _RANK.get(new.status, 1), _RANK.get(last.status, 1)
+    if new_rank != last_rank:
+        return new_rank < last_rank
+    return (new.progress or 0) < (last.progress or 0)
 
 
 def snapshot_key(info: TaskInfo) -> tuple[object, ...]:

@@ -8,20 +8,22 @@ from typing import Final
 
 from ._exceptions import APIError, AuthenticationError, MjError, NotFoundError, TaskNotFoundError
 from ._logging import logger
-from ._models import TaskInfo, snapshot_key
+from ._models import ClientStats, TaskInfo, is_older, snapshot_key
 
 __all__ = ["Entry", "Poller"]
 
 ListByIds = Callable[[Sequence[str]], Awaitable[list[TaskInfo]]]
 FetchOne = Callable[[str], Awaitable[TaskInfo | None]]
 SINGLE_FETCH_CONCURRENCY: Final = 8
+CALLBACK_QUIET_TICKS: Final = 4
+"""An id that had a callback in the last few intervals is polled only every this many ticks."""
 _MISSING_ENDPOINT: Final = (404, 405)
 
 
 class Entry:
     """The shared state of one waited task id; every waiter on that id reads the same entry."""
 
-    __slots__ = ("_changed", "error", "id", "last", "missing_since", "refs", "version")
+    __slots__ = ("_changed", "error", "hinted_at", "id", "last", "missing_since", "refs", "version")
 
     def __init__(self, task_id: str, last: TaskInfo | None) -> None:
         self.id = task_id
@@ -30,16 +32,19 @@ class Entry:
         self.error: MjError | None = None
         self.refs = 0
         self.missing_since: float | None = None
+        self.hinted_at: float | None = None
         self._changed = asyncio.Event()
 
     def update(self, info: TaskInfo) -> bool:
-        """Take a newer snapshot; False (nothing signalled) when it repeats the last one or the
-        task already ended."""
+        """Take a newer snapshot and wake the waiters; False when it repeats or is behind the
+        last one, or the task already ended."""
         last = self.last
-        if last is not None and (last.is_terminal or snapshot_key(last) == snapshot_key(info)):
+        self.missing_since = None
+        if last is not None and (
+            last.is_terminal or snapshot_key(last) == snapshot_key(info) or is_older(info, last)
+        ):
             return False
         self.last = info
-        self.missing_since = None
         self._signal()
         return True
 
@@ -59,7 +64,11 @@ class Entry:
 
 class Poller:
     """Polls every waited id each `interval` seconds through list-by-condition (or per-id fetches
-    when the server lacks it); runs only while something waits, and never overlaps its ticks."""
+    when the server lacks it); runs only while something waits, and never overlaps its ticks.
+
+    Callbacks come in through `hint`: they wake waiters at once, and a terminal one is confirmed
+    by one fetch before it counts.
+    """
 
     def __init__(
         self,
@@ -69,18 +78,21 @@ class Poller:
         interval: float,
         batch_size: int,
         missing_after: float,
+        stats: ClientStats,
     ) -> None:
         self._list_by_ids = list_by_ids
         self._fetch_one = fetch_one
         self.interval = interval
         self.batch_size = batch_size
         self.missing_after = missing_after
+        self.stats = stats
         self.batched = True
         """False once the server showed it has no list-by-condition endpoint."""
         self.ticks = 0
         self._entries: dict[str, Entry] = {}
         self._task: asyncio.Task[None] | None = None
         self._sleeping = False
+        self._confirming: dict[str, asyncio.Task[None]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -103,15 +115,52 @@ class Poller:
                 self._task.cancel()
 
     def publish(self, info: TaskInfo) -> bool:
-        """Hand a snapshot obtained elsewhere (a fetch, a callback) to the waiters of its id."""
+        """Hand a confirmed snapshot (from a fetch) to the waiters of its id."""
         entry = self._entries.get(info.id)
-        return entry is not None and entry.update(info)
+        return entry is not None and self._apply(entry, info, by_callback=False)
+
+    def hint(self, info: TaskInfo) -> bool:
+        """Take a callback's snapshot; True when something here waits for that task."""
+        entry = self._entries.get(info.id)
+        if entry is None:
+            return False
+        self.stats.callbacks += 1
+        entry.hinted_at = asyncio.get_running_loop().time()
+        if not info.is_terminal:
+            self._apply(entry, info, by_callback=True)
+        elif info.id not in self._confirming and not (entry.last is not None and entry.last.is_terminal):
+            confirm = asyncio.get_running_loop().create_task(self._confirm(info.id))
+            self._confirming[info.id] = confirm
+        return True
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, *self._confirming.values()) if t is not None]
+        self._task = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _apply(self, entry: Entry, info: TaskInfo, *, by_callback: bool) -> bool:
+        changed = entry.update(info)
+        if changed and info.is_terminal:
+            if by_callback:
+                self.stats.resolved_by_callback += 1
+            else:
+                self.stats.resolved_by_poll += 1
+        return changed
+
+    async def _confirm(self, task_id: str) -> None:
+        """One fetch to check a terminal callback; a failure leaves it to the next tick."""
+        try:
+            info = await self._fetch_one(task_id)
+        except MjError as exc:
+            logger.info("could not confirm the callback for task %s: %s", task_id, exc)
+            return
+        finally:
+            self._confirming.pop(task_id, None)
+        entry = self._entries.get(task_id)
+        if info is not None and entry is not None:
+            self._apply(entry, info, by_callback=True)
 
     async def _run(self) -> None:
         try:
@@ -134,9 +183,21 @@ class Poller:
             if self._task is asyncio.current_task():
                 self._task = None
 
+    def _due(self, now: float) -> list[str]:
+        """The ids to poll this tick: all, except those kept fresh by recent callbacks (polled
+        every few ticks only, never dropped: callbacks get lost)."""
+        if self.ticks % CALLBACK_QUIET_TICKS == 0:
+            return list(self._entries)
+        quiet = self.interval * CALLBACK_QUIET_TICKS
+        return [
+            task_id
+            for task_id, entry in self._entries.items()
+            if entry.hinted_at is None or now - entry.hinted_at > quiet
+        ]
+
     async def _tick(self) -> None:
         self.ticks += 1
-        ids = list(self._entries)
+        ids = self._due(asyncio.get_running_loop().time())
         found: dict[str, TaskInfo] = {}
         asked: list[str] = []
         if self.batched:
@@ -167,7 +228,7 @@ class Poller:
                 continue
             snapshot = found.get(task_id)
             if snapshot is not None:
-                entry.update(snapshot)
+                self._apply(entry, snapshot, by_callback=False)
             else:
                 self._missing(entry, now)
 

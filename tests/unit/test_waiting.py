@@ -105,11 +105,14 @@ async def test_wait_timeout_carries_the_last_snapshot_and_cancels_nothing(
 
 
 async def test_updates_yields_until_terminal(http: MockedHTTP, client: mjasync.Client) -> None:
-    http.post(LIST, callback=Script({"1": [task_json("1", "SUBMITTED", "0%"), task_json("1", "MODAL"),
-                                           task_json("1", "IN_PROGRESS", "62%"), task_json("1", "FAILURE")]}),
+    http.post(LIST, callback=Script({"1": [task_json("1", "MODAL"), task_json("1", "SUBMITTED", "0%"),
+                                           task_json("1", "IN_PROGRESS", "62%"), task_json("1", "IN_PROGRESS", "46%"),
+                                           task_json("1", "FAILURE")]}),
               repeat=True)
-    statuses = [info.status.value async for info in client.task("1").updates()]
-    assert statuses == ["SUBMITTED", "MODAL", "IN_PROGRESS", "FAILURE"]
+    statuses = [(i.status.value, i.progress) async for i in client.task("1").updates()]
+    assert statuses == [("MODAL", None), ("SUBMITTED", 0), ("IN_PROGRESS", 62), ("FAILURE", None)], (
+        "MODAL is followed through, a snapshot behind the last one is dropped"
+    )
 
 
 async def test_many_waiters_share_one_batched_poll(http: MockedHTTP) -> None:
