@@ -29,6 +29,9 @@ DEMO_PROMPTS = (
 )
 
 
+CALLBACK_DROP_RATE = 0.25
+
+
 class _Display(Protocol):
     def add(self, index: int, prompt: str) -> None: ...
     def update(self, index: int, info: TaskInfo | None, note: str = "") -> None: ...
@@ -103,8 +106,12 @@ async def _demo(jobs: int, out: Path, as_json: bool, plain: bool) -> int:
     results: list[dict[str, Any]] = []
     async with (
         FakeProxy(dialect="extended", job_seconds=2.0) as fake,
-        Client(fake.url, fake.api_key, auth=fake.auth, poll_interval=0.25) as mj,
+        Client(fake.url, fake.api_key, auth=fake.auth, poll_interval=1.0) as mj,
     ):
+        # Results come by callback and by polling; the simulator loses a quarter of the
+        # callbacks, as real servers do, and the poller picks those jobs up.
+        fake.faults.callback_drop_rate = CALLBACK_DROP_RATE
+        await mj.callbacks.serve("127.0.0.1", 0)
 
         async def run(index: int, prompt: str) -> None:
             record: dict[str, Any] = {"prompt": prompt}
@@ -138,6 +145,8 @@ async def _demo(jobs: int, out: Path, as_json: bool, plain: bool) -> int:
         "requests": stats.requests,
         "submits": submits,
         "retries": stats.retries,
+        "by_callback": stats.resolved_by_callback,
+        "by_polling": stats.resolved_by_poll,
         "out": str(out),
         "tasks": results,
     }
@@ -150,7 +159,8 @@ async def _demo(jobs: int, out: Path, as_json: bool, plain: bool) -> int:
         print(
             f"{jobs} jobs: {jobs - failed} succeeded, {failed} failed in {seconds:.1f} s; "
             f"{stats.requests} requests ({submits} submits), {stats.retries} retries; "
-            f"images in {out}/"
+            f"results by callback {stats.resolved_by_callback}, by polling {stats.resolved_by_poll} "
+            f"({CALLBACK_DROP_RATE:.0%} of callbacks dropped on purpose); images in {out}/"
         )
     return 1 if failed else 0
 

@@ -16,6 +16,7 @@ def test_demo_writes_pngs_and_a_summary(tmp_path: Path, capsys: pytest.CaptureFi
     summary = json.loads(capsys.readouterr().out)
     assert (summary["jobs"], summary["succeeded"], summary["failed"]) == (3, 3, 0)
     assert summary["submits"] == 3 and summary["requests"] >= 3 + 3
+    assert summary["by_callback"] + summary["by_polling"] == 3
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 3
     assert all(p.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for p in pngs)
