@@ -2,7 +2,9 @@
 
 Blocks read MJASYNC_BASE_URL / MJASYNC_API_KEY, which point at a FakeProxy (relay dialect, so
 the default Bearer auth applies). Each block runs as its own program (`asyncio.run` included) in
-a worker thread; poll intervals are shortened so the suite stays fast.
+a worker thread; poll intervals are shortened so the suite stays fast. The callback guide's
+FastAPI and discord.py examples run on the stand-ins in tests/doc_stubs, and are then driven:
+the FastAPI route gets a good and a bad delivery, the bot must have posted a PNG.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,13 +49,42 @@ async def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterat
         defaults.update(poll_interval=0.05, reconcile_delays=(0.05, 0.1))
         monkeypatch.setattr(mjasync.Client.__init__, "__kwdefaults__", defaults)
         monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(Path(__file__).parent / "doc_stubs"))
+        monkeypatch.setenv("DISCORD_TOKEN", "stub")
         yield fake
 
 
 @pytest.mark.parametrize(("name", "code"), BLOCKS, ids=[name for name, _ in BLOCKS])
 async def test_block_runs(server: FakeProxy, name: str, code: str) -> None:
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+
     def run() -> None:
-        namespace = {"__name__": "__main__"}
         exec(compile(code, name, "exec"), namespace)
 
     await asyncio.wait_for(asyncio.to_thread(run), timeout=30)
+    if "from fastapi import" in code:
+        await drive_fastapi(namespace)
+    if "from discord.ext import commands" in code:
+        check_bot()
+
+
+async def drive_fastapi(namespace: dict[str, Any]) -> None:
+    app, mj = namespace["app"], namespace["mj"]
+    ((path, _),) = app.routes.items()
+    token = mj.callbacks.hook_url.rsplit("/", 1)[1]
+    unknown_task = b'{"id": "123", "status": "IN_PROGRESS", "progress": "15%"}'
+    assert await app.call(path, token, unknown_task) == 200
+    assert await app.call(path, "wrong", unknown_task) == 400
+    assert await app.call(path, token, b"x" * (mj.callbacks.max_body + 1)) == 413
+    await mj.close()
+
+
+def check_bot() -> None:
+    from discord.ext import commands  # the stand-in, on sys.path for this test
+
+    context = commands.RUNS.pop()
+    (reply,) = context.replies
+    assert reply.edits[0] == f"Submitting: {commands.PLAYED_PROMPT}"
+    assert any("SUCCESS" in edit for edit in reply.edits)
+    (image,) = context.files
+    assert image.data.startswith(b"\x89PNG") and image.filename.endswith(".png")
