@@ -74,6 +74,7 @@ class Client:
         missing_after: float = 60.0,
         reconcile: ReconcileStrategy = "auto",
         reconcile_delays: Sequence[float] = (2.0, 5.0),
+        verify_tls: bool = True,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         setup_from_env()
@@ -116,9 +117,10 @@ class Client:
             "missing_after": missing_after,
             "reconcile": reconcile,
             "reconcile_delays": tuple(reconcile_delays),
+            "verify_tls": verify_tls,
         }
         self._api_key_secret = register_secret(api_key) if api_key else None
-        self._build(SessionHolder(session), Callbacks([]), owns_sessions=True)
+        self._build(SessionHolder(session, verify_tls=verify_tls), Callbacks([]), owns_sessions=True)
 
     def _build(self, sessions: SessionHolder, callbacks: Callbacks, *, owns_sessions: bool) -> None:
         o = self._options

@@ -20,6 +20,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BannedPromptError",
+    "ClientClosedError",
     "InvalidCallbackError",
     "InvalidRequestError",
     "MjError",
@@ -47,6 +48,10 @@ class MjError(Exception):
 
 class InvalidRequestError(MjError, ValueError):
     """Bad input, raised before any request is sent."""
+
+
+class ClientClosedError(MjError, RuntimeError):
+    """The Client was closed: nothing more is sent, and waits still pending end with this."""
 
 
 class APIError(MjError):

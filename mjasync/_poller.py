@@ -6,7 +6,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
-from ._exceptions import APIError, AuthenticationError, MjError, NotFoundError, TaskNotFoundError
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    ClientClosedError,
+    MjError,
+    NotFoundError,
+    TaskNotFoundError,
+)
 from ._logging import logger
 from ._models import ClientStats, TaskInfo, is_older, snapshot_key
 
@@ -93,12 +100,15 @@ class Poller:
         self._task: asyncio.Task[None] | None = None
         self._sleeping = False
         self._confirming: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def watch(self, task_id: str, last: TaskInfo | None = None) -> Entry:
         """Start (or join) polling `task_id`; pair every call with `unwatch`."""
+        if self._closed:
+            raise ClientClosedError("this Client is closed; create a new one")
         entry = self._entries.get(task_id)
         if entry is None:
             entry = self._entries[task_id] = Entry(task_id, last)
@@ -122,7 +132,7 @@ class Poller:
     def hint(self, info: TaskInfo) -> bool:
         """Take a callback's snapshot; True when something here waits for that task."""
         entry = self._entries.get(info.id)
-        if entry is None:
+        if entry is None or self._closed:
             return False
         self.stats.callbacks += 1
         entry.hinted_at = asyncio.get_running_loop().time()
@@ -134,6 +144,10 @@ class Poller:
         return True
 
     async def close(self) -> None:
+        """Stop polling for good; every wait still pending ends with ClientClosedError."""
+        self._closed = True
+        for entry in self._entries.values():
+            entry.fail(ClientClosedError("the Client was closed while this task was being waited for"))
         tasks = [t for t in (self._task, *self._confirming.values()) if t is not None]
         self._task = None
         for task in tasks:

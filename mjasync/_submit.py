@@ -9,7 +9,7 @@ from typing import Any, Final, Literal
 
 from ._convert import join_state
 from ._decode import accepted_envelope, tasks_in
-from ._exceptions import APIError, NotFoundError, SubmitUncertainError
+from ._exceptions import APIError, MjError, NotFoundError, SubmitUncertainError
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
 from ._retry import RequestKind
@@ -61,7 +61,14 @@ class Submitter:
         logger.info("POST %s: outcome unknown (%s); looking for tag %s", path, type(cause).__name__, tag)
         stats = self._transport.stats
         stats.reconciles += 1
-        found, complete = await self._find(tag)
+        try:
+            found, complete = await self._find(tag)
+        except MjError as exc:  # the client was closed, or is used from another loop
+            raise SubmitUncertainError(
+                f"POST {path}: the outcome is unknown and the look-up for tag {tag} was cut short "
+                f"({type(exc).__name__}); it was not resent",
+                state_tag=tag, path=path, cause=exc,
+            ) from exc
         if found is not None:
             stats.reconciled += 1
             return found

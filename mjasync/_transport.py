@@ -14,6 +14,7 @@ import attrs
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
+    ClientClosedError,
     MjError,
     ResponseDecodeError,
     decode_body,
@@ -67,12 +68,16 @@ def auth_headers(style: AuthStyle, api_key: str | None) -> dict[str, str]:
 class SessionHolder:
     """One aiohttp session, created lazily on first use, shared by a client and its copies."""
 
-    def __init__(self, session: aiohttp.ClientSession | None) -> None:
+    def __init__(self, session: aiohttp.ClientSession | None, *, verify_tls: bool = True) -> None:
         self._session = session
         self._owned = session is None
+        self._verify_tls = verify_tls
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
 
     def get(self) -> aiohttp.ClientSession:
+        if self.closed:
+            raise ClientClosedError("this Client is closed; create a new one")
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
@@ -80,15 +85,14 @@ class SessionHolder:
             raise MjError(
                 "this Client was first used in another event loop; create one Client per loop"
             )
-        if self._session is None or (self._owned and self._session.closed):
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100), raise_for_status=False
-            )
-            self._owned = True
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=100, ssl=self._verify_tls)
+            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         return self._session
 
     async def close(self) -> None:
-        """Close the session if mjasync created it; a caller's own session is left open."""
+        """Refuse further use; close the session if mjasync created it (a caller's stays open)."""
+        self.closed = True
         session, self._session = self._session, None
         if session is not None and self._owned and not session.closed:
             await session.close()
