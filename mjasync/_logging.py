@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 __all__ = ["logger", "redact_headers", "redact_url", "register_secret", "scrub", "setup_from_env"]
 
 logger: Final = logging.getLogger("mjasync")
+logger.addHandler(logging.NullHandler())  # silent unless the application configures logging
 
 SECRET_HEADERS: Final = frozenset({"authorization", "mj-api-secret", "x-api-key"})
 _REDACTED: Final = "***"
@@ -75,7 +76,8 @@ def redact_url(url: str) -> str:
 def setup_from_env() -> None:
     """Honour MJASYNC_LOG=info|debug once: attach a stderr handler to the mjasync logger."""
     level = os.environ.get("MJASYNC_LOG", "").strip().upper()
-    if level not in ("INFO", "DEBUG") or logger.handlers:
+    configured = any(not isinstance(handler, logging.NullHandler) for handler in logger.handlers)
+    if level not in ("INFO", "DEBUG") or configured:
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))

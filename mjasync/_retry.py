@@ -14,6 +14,7 @@ from ._exceptions import (
     ProxyResultError,
     QueueFullError,
     RateLimitError,
+    ResponseDecodeError,
     ServerError,
 )
 from ._logging import logger
@@ -37,7 +38,8 @@ class RequestKind(enum.Enum):
 
 
 def _read_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, APIConnectionError | RateLimitError | ServerError):
+    # A garbled answer to a read (a proxy cut it short) is worth reading again.
+    if isinstance(exc, APIConnectionError | RateLimitError | ServerError | ResponseDecodeError):
         return True
     return isinstance(exc, ProxyResultError) and exc.code == 30
 

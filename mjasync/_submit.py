@@ -20,6 +20,8 @@ __all__ = ["ReconcileStrategy", "Submitter", "new_tag"]
 ReconcileStrategy = Literal["auto", "plus-query", "list-scan", "none"]
 RECONCILE_STRATEGIES: Final = ("auto", "plus-query", "list-scan", "none")
 _MISSING_ENDPOINT: Final = (404, 405)
+MAX_RESENDS: Final = 2
+"""Times a submit is sent again after a complete look-up proved its job was never created."""
 
 
 def new_tag() -> str:
@@ -49,40 +51,39 @@ class Submitter:
     async def submit(
         self, path: str, body: dict[str, Any], *, state: str | None, timeout: float | None
     ) -> SubmitResult:
-        """Submit once (resending only what provably created nothing); returns an accepted result."""
+        """Submit (resending only what provably created nothing); returns an accepted result.
+
+        After an ambiguous failure the tag is looked up; a job found is adopted. Only when a
+        complete view shows no such job is the same body (same tag) sent again, at most
+        MAX_RESENDS times. Otherwise SubmitUncertainError: nothing is ever sent blind.
+        """
         tag = new_tag()
         body["state"] = join_state(state, tag)
-        try:
-            return await self._send(path, body, timeout)
-        except APIError as exc:
-            if not _is_ambiguous(exc):
-                raise
-            cause: BaseException = exc
-        logger.info("POST %s: outcome unknown (%s); looking for tag %s", path, type(cause).__name__, tag)
         stats = self._transport.stats
-        stats.reconciles += 1
-        try:
-            found, complete = await self._find(tag)
-        except MjError as exc:  # the client was closed, or is used from another loop
-            raise SubmitUncertainError(
-                f"POST {path}: the outcome is unknown and the look-up for tag {tag} was cut short "
-                f"({type(exc).__name__}); it was not resent",
-                state_tag=tag, path=path, cause=exc,
-            ) from exc
-        if found is not None:
-            stats.reconciled += 1
-            return found
-        if complete:
-            logger.info("POST %s: tag %s not found in a complete view; resending once", path, tag)
+        for resend in range(MAX_RESENDS + 1):
             try:
                 return await self._send(path, body, timeout)
             except APIError as exc:
                 if not _is_ambiguous(exc):
                     raise
+                cause: BaseException = exc
+            logger.info("POST %s: outcome unknown (%s); looking for tag %s", path, type(cause).__name__, tag)
+            stats.reconciles += 1
+            try:
+                found, complete = await self._find(tag)
+            except MjError as exc:  # the client was closed, or is used from another loop
                 cause = exc
+                break
+            if found is not None:
+                stats.reconciled += 1
+                return found
+            if not complete:
+                break
+            if resend < MAX_RESENDS:
+                logger.info("POST %s: tag %s is in no task of a complete view; sending again", path, tag)
         raise SubmitUncertainError(
             f"POST {path}: the server may have created this job ({type(cause).__name__}), "
-            f"and no task with state tag {tag} could be found; it was not resent",
+            f"and no task with state tag {tag} could be found; it was not sent again",
             state_tag=tag,
             path=path,
             cause=cause,
@@ -127,18 +128,19 @@ class Submitter:
                     return [], False
                 self._lookup = "list-scan"
         if self._lookup == "list-scan":
-            found: list[TaskInfo] = []
+            found: dict[str, TaskInfo] = {}
             views = 0
             for path in ("/mj/task/list", "/mj/task/queue"):
                 try:
-                    found += _with_tag(await self._transport.request("GET", path, as_json), tag)
+                    answer = await self._transport.request("GET", path, as_json)
+                    found.update((task.id, task) for task in _with_tag(answer, tag))
                     views += 1
                 except APIError as exc:
                     if not _missing(exc):
-                        return found, False
+                        return list(found.values()), False
             if views == 0 and self._strategy == "auto":
                 self._lookup = "none"
-            return found, views == 2
+            return list(found.values()), views == 2
         return [], False
 
 

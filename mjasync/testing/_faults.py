@@ -24,7 +24,8 @@ Endpoint = Literal["submit", "fetch", "list", "task_list", "image", "any"]
 
 @dataclass
 class Fault:
-    """One injected fault: fires for the next `times` matching requests, or at `rate`, or always."""
+    """One injected fault: after skipping `after` matching requests, fires for the next `times`
+    of them, or at `rate`, or always."""
 
     kind: FaultKind
     endpoint: Endpoint
@@ -32,6 +33,9 @@ class Fault:
     rate: float | None
     delay: float
     """Seconds to wait before answering (after the handler when it runs)."""
+    after: int = 0
+    """Matching requests to let through first: with `times`, a scripted schedule."""
+    seen: int = 0
     fired: int = 0
 
 
@@ -59,13 +63,17 @@ class Faults:
         times: int | None = None,
         rate: float | None = None,
         delay: float = 0.0,
+        after: int = 0,
     ) -> Fault:
-        """Arm a fault; with neither `times` nor `rate` it fires on every matching request."""
+        """Arm a fault; with neither `times` nor `rate` it fires on every matching request.
+
+        `after=2, times=1` fires on exactly the third matching request: a scripted schedule.
+        """
         if kind not in get_args(FaultKind) or endpoint not in get_args(Endpoint):
             raise ValueError(f"unknown fault {kind!r} or endpoint group {endpoint!r}")
-        if (times is not None and times < 1) or (rate is not None and not 0.0 < rate <= 1.0):
-            raise ValueError("times must be >= 1 and rate in (0, 1]")
-        fault = Fault(kind, endpoint, times, rate, delay)
+        if (times is not None and times < 1) or (rate is not None and not 0.0 < rate <= 1.0) or after < 0:
+            raise ValueError("times must be >= 1, rate in (0, 1] and after >= 0")
+        fault = Fault(kind, endpoint, times, rate, delay, after)
         self.active.append(fault)
         return fault
 
@@ -83,6 +91,9 @@ class Faults:
         """The fault to apply to a request of endpoint `group`, counting it as fired."""
         for fault in self.active:
             if fault.endpoint not in ("any", group):
+                continue
+            fault.seen += 1
+            if fault.seen <= fault.after:
                 continue
             if fault.rate is not None and not self._chance(fault.rate):
                 continue

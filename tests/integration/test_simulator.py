@@ -572,3 +572,15 @@ async def test_serve_prints_url_key_and_auth(capsys: pytest.CaptureFixture[str])
         await server
     line = "".join(printed)
     assert "http://127.0.0.1:" in line and "api_key=sk-fake-key" in line and "auth=authorization" in line
+
+
+async def test_scripted_schedule_fires_on_the_chosen_requests() -> None:
+    async with FakeProxy("reference", job_seconds=0.05) as fake, aiohttp.ClientSession() as session:
+        fake.faults.add("http_503", endpoint="submit", after=1, times=2)
+        statuses = []
+        for _ in range(4):
+            async with session.post(
+                fake.url + "/mj/submit/imagine", json={"prompt": "cat"}, headers={"mj-api-secret": "sk-fake-key"}
+            ) as response:
+                statuses.append(response.status)
+    assert statuses == [200, 503, 503, 200]

@@ -212,3 +212,15 @@ async def test_logged_secret_is_scrubbed_even_when_a_body_echoes_it(
     async with mjasync.Client(BASE_URL, API_KEY, **FAST):
         logging.getLogger("mjasync").warning("server said %s", f"key={API_KEY}")
     assert API_KEY not in caplog.text and "key=***" in caplog.text
+
+
+def test_logging_is_silent_by_default_and_opt_in_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mjasync._logging import logger, setup_from_env
+
+    assert any(isinstance(h, logging.NullHandler) for h in logger.handlers)
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "level", logger.level)
+    monkeypatch.setenv("MJASYNC_LOG", "debug")
+    setup_from_env()
+    assert logger.level == logging.DEBUG
+    assert any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.NullHandler) for h in logger.handlers)

@@ -243,3 +243,31 @@ async def test_callers_state_is_merged_reversibly(http: MockedHTTP, client: mjas
     await client.imagine("cat", state="order-17")
     (body,) = sent_bodies(http)
     assert split_state(body["state"])[0] == "order-17"
+
+
+async def test_complete_view_resends_are_bounded_and_keep_the_tag(http: MockedHTTP, client: mjasync.Client) -> None:
+    http.post(IMAGINE, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+    http.post(BASE_URL + "/mj/task/query", status=404, body="", repeat=True)
+    http.get(BASE_URL + "/mj/task/list", payload=[], repeat=True)
+    http.get(BASE_URL + "/mj/task/queue", payload=[], repeat=True)
+    with pytest.raises(mjasync.SubmitUncertainError) as caught:
+        await client.imagine("cat")
+    bodies = sent_bodies(http)
+    assert len(bodies) == 3, "the first send and MAX_RESENDS (2) more"
+    assert {split_state(b["state"])[1] for b in bodies} == {caught.value.state_tag}
+    assert client.stats.reconciles == 3
+
+
+async def test_a_task_in_both_list_and_queue_is_adopted_once(
+    http: MockedHTTP, client: mjasync.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    http.post(IMAGINE, exception=aiohttp.ServerDisconnectedError())
+
+    def listing(url: Any, **kwargs: Any) -> Any:
+        return callback_result(payload=[_tagged_task(sent_bodies(http)[0]["state"])])
+
+    http.post(BASE_URL + "/mj/task/query", status=404, body="")
+    http.get(BASE_URL + "/mj/task/list", callback=listing)
+    http.get(BASE_URL + "/mj/task/queue", callback=listing)
+    assert (await client.imagine("cat")).id == "555"
+    assert "matches" not in caplog.text

@@ -243,3 +243,10 @@ async def test_html_404_is_a_configuration_hint(http: MockedHTTP, client: mjasyn
     http.get(BASE_URL + "/mj/task/5/fetch", status=404, body="<html>Not Found</html>", content_type="text/html")
     with pytest.raises(mjasync.NotFoundError, match="base_url"):
         await client.fetch("5")
+
+
+async def test_a_garbled_read_is_read_again(http: MockedHTTP, client: mjasync.Client) -> None:
+    http.get(BASE_URL + "/mj/task/1/fetch", body='{"id": "1", "sta', content_type="application/json")
+    http.get(BASE_URL + "/mj/task/1/fetch", payload=task_json("1", "SUCCESS", "100%"))
+    assert (await client.fetch("1")).succeeded
+    assert client.stats.retries == 1
