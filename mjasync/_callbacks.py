@@ -57,7 +57,7 @@ class Callbacks:
         """`<public_url>/<token>`, sent as `notifyHook` with every submit. A secret: do not log it."""
         if self._public_url is None:
             return None
-        return f"{self._public_url}/{self._token}"
+        return register_secret(f"{self._public_url}/{self._token}")
 
     def configure(self, public_url: str, *, token: str | None = None) -> None:
         """Say where the server can reach this process's receiver; submits then carry the hook.

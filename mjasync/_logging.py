@@ -19,7 +19,13 @@ _REDACTED: Final = "***"
 
 
 class _Secret(str):
-    """A str subclass so secrets can live in a WeakSet while their owners live."""
+    """A secret string: weak-referenceable (for the filter's WeakSet), and `***` in any repr, so a
+    traceback that shows local variables does not show it. JSON and str() see the real value."""
+
+    __slots__ = ("__weakref__",)
+
+    def __repr__(self) -> str:
+        return repr(_REDACTED)
 
 
 class _SecretFilter(logging.Filter):

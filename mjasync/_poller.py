@@ -30,7 +30,9 @@ _MISSING_ENDPOINT: Final = (404, 405)
 class Entry:
     """The shared state of one waited task id; every waiter on that id reads the same entry."""
 
-    __slots__ = ("_changed", "error", "hinted_at", "id", "last", "missing_since", "refs", "version")
+    __slots__ = (
+        "_changed", "confirmed_at", "error", "hinted_at", "id", "last", "missing_since", "refs", "version",
+    )
 
     def __init__(self, task_id: str, last: TaskInfo | None) -> None:
         self.id = task_id
@@ -40,6 +42,7 @@ class Entry:
         self.refs = 0
         self.missing_since: float | None = None
         self.hinted_at: float | None = None
+        self.confirmed_at: float | None = None
         self._changed = asyncio.Event()
 
     def update(self, info: TaskInfo) -> bool:
@@ -135,13 +138,20 @@ class Poller:
         if entry is None or self._closed:
             return False
         self.stats.callbacks += 1
-        entry.hinted_at = asyncio.get_running_loop().time()
+        now = entry.hinted_at = asyncio.get_running_loop().time()
         if not info.is_terminal:
             self._apply(entry, info, by_callback=True)
-        elif info.id not in self._confirming and not (entry.last is not None and entry.last.is_terminal):
-            confirm = asyncio.get_running_loop().create_task(self._confirm(info.id))
+        elif self._should_confirm(entry, now):
+            confirm = asyncio.get_running_loop().create_task(self._confirm(entry))
             self._confirming[info.id] = confirm
         return True
+
+    def _should_confirm(self, entry: Entry, now: float) -> bool:
+        """One confirming fetch at a time per task, and at most one per interval: a flood of
+        forged terminal callbacks costs the server nothing more than polling does."""
+        if entry.id in self._confirming or (entry.last is not None and entry.last.is_terminal):
+            return False
+        return entry.confirmed_at is None or now - entry.confirmed_at >= self.interval
 
     async def close(self) -> None:
         """Stop polling for good; every wait still pending ends with ClientClosedError."""
@@ -163,17 +173,17 @@ class Poller:
                 self.stats.resolved_by_poll += 1
         return changed
 
-    async def _confirm(self, task_id: str) -> None:
+    async def _confirm(self, entry: Entry) -> None:
         """One fetch to check a terminal callback; a failure leaves it to the next tick."""
         try:
-            info = await self._fetch_one(task_id)
+            info = await self._fetch_one(entry.id)
         except MjError as exc:
-            logger.info("could not confirm the callback for task %s: %s", task_id, exc)
+            logger.info("could not confirm the callback for task %s: %s", entry.id, exc)
             return
         finally:
-            self._confirming.pop(task_id, None)
-        entry = self._entries.get(task_id)
-        if info is not None and entry is not None:
+            self._confirming.pop(entry.id, None)
+            entry.confirmed_at = asyncio.get_running_loop().time()
+        if info is not None:
             self._apply(entry, info, by_callback=True)
 
     async def _run(self) -> None:

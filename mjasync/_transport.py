@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, TypeVar
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiohttp
 import attrs
@@ -15,6 +16,7 @@ from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
     ClientClosedError,
+    InvalidRequestError,
     MjError,
     ResponseDecodeError,
     decode_body,
@@ -22,7 +24,7 @@ from ._exceptions import (
     parse_json,
     proxy_error,
 )
-from ._logging import logger, redact_headers
+from ._logging import logger, redact_headers, register_secret
 from ._models import ClientStats
 from ._retry import RequestKind, retrying
 from ._version import __version__
@@ -36,6 +38,8 @@ Decoder = Callable[[str, str, Any, bytes], T]
 AuthStyle = Literal["bearer", "mj-api-secret", "authorization"]
 AUTH_STYLES: Final = ("bearer", "mj-api-secret", "authorization")
 MODE_SHORTCUTS: Final = {"fast": "mj-fast", "relax": "mj-relax", "turbo": "mj-turbo"}
+MIN_SECRET_LENGTH: Final = 8
+"""Query values in base_url this long or longer are treated as secrets (`?key=...`)."""
 MAX_BODY: Final = 32 * 1024 * 1024
 """Bytes: a longer JSON answer is refused rather than read into memory."""
 
@@ -52,6 +56,20 @@ class Config:
     connect_timeout: float
     max_retries: int
     retry_backoff: float
+
+
+class _Headers(dict[str, str]):
+    """Request headers whose repr hides secrets (tracebacks with locals, debuggers)."""
+
+    def __repr__(self) -> str:
+        return repr(redact_headers(self))
+
+
+class _Body(bytes):
+    """An encoded request body whose repr is its size only: it may carry a hook URL or images."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes>"
 
 
 def auth_headers(style: AuthStyle, api_key: str | None) -> dict[str, str]:
@@ -106,13 +124,27 @@ class Transport:
         self.sessions = sessions
         self.stats = ClientStats()
         prefix = MODE_SHORTCUTS.get(config.mode or "", config.mode or "").strip("/")
-        self._root = config.base_url.rstrip("/") + (f"/{prefix}" if prefix else "")
-        self._headers = {
-            "User-Agent": f"mjasync/{__version__}",
-            "Accept": "application/json",
-            **auth_headers(config.auth, config.api_key),
-        }
-        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        base = urlsplit(config.base_url)
+        # Credentials and query values in base_url are secrets too; the query goes after our path.
+        query_values = [value for values in parse_qs(base.query).values() for value in values]
+        secrets = [base.password, *(value for value in query_values if len(value) >= MIN_SECRET_LENGTH)]
+        self._secrets = [register_secret(secret) for secret in secrets if secret]
+        if base.username and config.api_key and config.auth != "mj-api-secret":
+            raise InvalidRequestError(
+                "base_url carries credentials and the key goes in the Authorization header too; "
+                "use one of them (or auth='mj-api-secret')"
+            )
+        path = base.path.rstrip("/") + (f"/{prefix}" if prefix else "")
+        self._root = urlunsplit((base.scheme, base.netloc, path, "", ""))
+        self._query = f"?{base.query}" if base.query else ""
+        self._headers = _Headers(
+            {
+                "User-Agent": f"mjasync/{__version__}",
+                "Accept": "application/json",
+                **auth_headers(config.auth, config.api_key),
+            }
+        )
+        self._json_headers = _Headers({**self._headers, "Content-Type": "application/json"})
 
     async def request(
         self,
@@ -127,7 +159,7 @@ class Transport:
     ) -> T:
         """Send under the retry policy of `kind`; `decode` runs inside each attempt, so the
         typed errors it raises are retried by the same rules as transport failures."""
-        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        data = None if body is None else _Body(json.dumps(body, ensure_ascii=False).encode())
         max_retries = self.config.max_retries if retries is None else retries
         if max_retries == 0:
             return await self._attempt(method, path, data, timeout, decode)
@@ -157,7 +189,7 @@ class Transport:
         self, method: str, path: str, data: bytes | None, timeout: float | None, decode: Decoder[T]
     ) -> T:
         status, raw, retry_after = await self._send(
-            method, self._root + path, path, data, timeout, limit=MAX_BODY
+            method, self._root + path + self._query, path, data, timeout, limit=MAX_BODY
         )
         ok, parsed = parse_json(raw) if raw.strip() else (True, None)
         if status >= 300:
