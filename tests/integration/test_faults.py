@@ -58,7 +58,7 @@ async def test_waits_survive_a_server_restart() -> None:
 async def test_polls_failing_at_random_still_finish_every_wait() -> None:
     async with FakeProxy("reference", job_seconds=0.2, seed=9) as fake:
         for kind in ("http_500", "http_429", "malformed_json", "reset_after_record", "empty"):
-            fake.faults.add(kind, endpoint="list", rate=0.1)  # type: ignore[arg-type]
+            fake.faults.add(kind, endpoint="list", rate=0.1)
         async with client_for(fake, poll_interval=0.02) as mj:
             tasks = await asyncio.gather(*(mj.imagine(f"p{i}") for i in range(50)))
             results = await asyncio.gather(*(t.wait(timeout=10) for t in tasks))
