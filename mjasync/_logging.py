@@ -19,7 +19,7 @@ _REDACTED: Final = "***"
 
 
 class _Secret(str):
-    """A secret string: weak-referenceable (for the filter's WeakSet), and `***` in any repr, so a
+    """A secret string: weak-referenceable (for the filter's registry), and `***` in any repr, so a
     traceback that shows local variables does not show it. JSON and str() see the real value."""
 
     __slots__ = ("__weakref__",)
@@ -33,7 +33,9 @@ class _SecretFilter(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__("mjasync")
-        self.secrets: weakref.WeakSet[_Secret] = weakref.WeakSet()
+        # Keyed by id: a WeakSet would keep one of two equal secrets and forget both when the
+        # first owner dies (two clients with the same key, one closed and collected).
+        self.secrets: weakref.WeakValueDictionary[int, _Secret] = weakref.WeakValueDictionary()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
@@ -50,7 +52,7 @@ logger.addFilter(_filter)
 
 def scrub(text: str) -> str:
     """`text` with every registered secret (API keys, callback tokens) replaced by ***."""
-    secrets = [s for s in _filter.secrets if s and s in text]
+    secrets = {s for s in _filter.secrets.values() if s and s in text}
     for secret in secrets:
         text = text.replace(secret, _REDACTED)
     return text
@@ -59,7 +61,7 @@ def scrub(text: str) -> str:
 def register_secret(value: str) -> str:
     """Remember a secret for the log filter; keep the returned object alive as long as it is used."""
     secret = _Secret(value)
-    _filter.secrets.add(secret)
+    _filter.secrets[id(secret)] = secret
     return secret
 
 

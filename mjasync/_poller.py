@@ -31,7 +31,7 @@ class Entry:
     """The shared state of one waited task id; every waiter on that id reads the same entry."""
 
     __slots__ = (
-        "_changed", "confirmed_at", "error", "hinted_at", "id", "last", "missing_since", "refs", "version",
+        "_waiters", "confirmed_at", "error", "hinted_at", "id", "last", "missing_since", "refs", "version",
     )
 
     def __init__(self, task_id: str, last: TaskInfo | None) -> None:
@@ -43,7 +43,8 @@ class Entry:
         self.missing_since: float | None = None
         self.hinted_at: float | None = None
         self.confirmed_at: float | None = None
-        self._changed = asyncio.Event()
+        # One future per sleeping waiter, made on demand: far lighter than an asyncio.Event each.
+        self._waiters: list[asyncio.Future[None]] = []
 
     def update(self, info: TaskInfo) -> bool:
         """Take a newer snapshot and wake the waiters; False when it repeats or is behind the
@@ -64,12 +65,20 @@ class Entry:
 
     def _signal(self) -> None:
         self.version += 1
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def changed(self) -> None:
         """Return at the next update or failure."""
-        await self._changed.wait()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled before the signal
+                self._waiters.remove(waiter)
 
 
 class Poller:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
-import tenacity
+if TYPE_CHECKING:
+    from tenacity import AsyncRetrying, RetryCallState
 
 from ._exceptions import (
     APIConnectionError,
@@ -20,7 +22,7 @@ from ._exceptions import (
 from ._logging import logger
 from ._models import ClientStats
 
-__all__ = ["RequestKind", "retrying"]
+__all__ = ["RequestKind", "is_retryable", "retrying"]
 
 MAX_RETRY_AFTER: Final = 60.0
 """Seconds: a server's Retry-After is honoured up to this."""
@@ -56,23 +58,28 @@ def _submit_resendable(exc: BaseException) -> bool:
 _PREDICATES: Final = {RequestKind.READ: _read_retryable, RequestKind.SUBMIT: _submit_resendable}
 
 
-class _Wait(tenacity.wait.wait_base):
+def is_retryable(kind: RequestKind, exc: BaseException) -> bool:
+    """Whether the policy of `kind` allows another attempt after `exc` (an allow-list)."""
+    return _PREDICATES[kind](exc)
+
+
+def _wait(backoff: float) -> Callable[[RetryCallState], float]:
     """The server's Retry-After when it sent one, else full-jitter exponential backoff."""
+    import tenacity
 
-    def __init__(self, backoff: float) -> None:
-        self._jitter = tenacity.wait_random_exponential(
-            multiplier=backoff, max=backoff * MAX_BACKOFF_FACTOR
-        )
+    jitter = tenacity.wait_random_exponential(multiplier=backoff, max=backoff * MAX_BACKOFF_FACTOR)
 
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+    def wait(retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         if isinstance(exc, RateLimitError) and exc.retry_after is not None:
             return min(exc.retry_after, MAX_RETRY_AFTER)
-        return float(self._jitter(retry_state))
+        return float(jitter(retry_state))
+
+    return wait
 
 
-def _log_retry(stats: ClientStats, retry_state: tenacity.RetryCallState) -> None:
+def _log_retry(stats: ClientStats, retry_state: RetryCallState) -> None:
     stats.retries += 1
     outcome = retry_state.outcome
     exc = outcome.exception() if outcome is not None else None
@@ -87,15 +94,18 @@ def _log_retry(stats: ClientStats, retry_state: tenacity.RetryCallState) -> None
     )
 
 
-def retrying(
-    kind: RequestKind, *, max_retries: int, backoff: float, stats: ClientStats
-) -> tenacity.AsyncRetrying:
-    """A fresh tenacity controller for one call of this kind."""
+def retrying(kind: RequestKind, *, max_retries: int, backoff: float, stats: ClientStats) -> AsyncRetrying:
+    """A fresh tenacity controller for one call of this kind.
+
+    Built only after a first attempt failed: tenacity is imported, and its objects made, only
+    on the retry path (they cost tens of microseconds and cyclic garbage per call).
+    """
+    import tenacity
+
     return tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(_PREDICATES[kind]),
-        wait=_Wait(backoff),
-        stop=tenacity.stop_after_attempt(max_retries + 1)
-        | tenacity.stop_before_delay(RETRY_DEADLINE),
+        wait=_wait(backoff),
+        stop=tenacity.stop_after_attempt(max_retries + 1) | tenacity.stop_before_delay(RETRY_DEADLINE),
         before_sleep=functools.partial(_log_retry, stats),
         reraise=True,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -26,7 +26,7 @@ from ._exceptions import (
 )
 from ._logging import logger, redact_headers, register_secret
 from ._models import ClientStats
-from ._retry import RequestKind, retrying
+from ._retry import RequestKind, is_retryable, retrying
 from ._version import __version__
 
 __all__ = ["AuthStyle", "Config", "Decoder", "SessionHolder", "Transport", "as_json"]
@@ -145,6 +145,10 @@ class Transport:
             }
         )
         self._json_headers = _Headers({**self._headers, "Content-Type": "application/json"})
+        self._timeout = self._timeout_of(config.timeout)
+
+    def _timeout_of(self, total: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=total, connect=self.config.connect_timeout)
 
     async def request(
         self,
@@ -160,38 +164,54 @@ class Transport:
         """Send under the retry policy of `kind`; `decode` runs inside each attempt, so the
         typed errors it raises are retried by the same rules as transport failures."""
         data = None if body is None else _Body(json.dumps(body, ensure_ascii=False).encode())
-        max_retries = self.config.max_retries if retries is None else retries
-        if max_retries == 0:
+        try:  # the first attempt runs bare: tenacity is only for the retry path
             return await self._attempt(method, path, data, timeout, decode)
-        async for attempt in retrying(
-            kind, max_retries=max_retries, backoff=self.config.retry_backoff, stats=self.stats
-        ):
-            with attempt:
-                return await self._attempt(method, path, data, timeout, decode)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        except MjError as exc:
+            max_retries = self.config.max_retries if retries is None else retries
+            if max_retries == 0 or not is_retryable(kind, exc):
+                raise
+            return await self._retry(
+                kind, max_retries, exc, lambda: self._attempt(method, path, data, timeout, decode)
+            )
 
     async def get_bytes(self, url: str, *, timeout: float | None = None) -> bytes:
         """GET an absolute URL (a result image) with this client's session and READ retries."""
-        async for attempt in retrying(
-            RequestKind.READ,
-            max_retries=self.config.max_retries,
-            backoff=self.config.retry_backoff,
-            stats=self.stats,
-        ):
-            with attempt:
-                status, raw, _ = await self._send("GET", url, "image", None, timeout, limit=None)
-                if status >= 400:
-                    raise error_for_body("GET", "image", status, raw, None, retry_after=None)
-                return raw
+
+        async def attempt() -> bytes:
+            status, raw, _ = await self._send("GET", url, "image", None, timeout, limit=None)
+            if status >= 400:
+                raise error_for_body("GET", "image", status, raw, None, retry_after=None)
+            return raw
+
+        try:
+            return await attempt()
+        except MjError as exc:
+            if self.config.max_retries == 0 or not is_retryable(RequestKind.READ, exc):
+                raise
+            return await self._retry(RequestKind.READ, self.config.max_retries, exc, attempt)
+
+    async def _retry(
+        self, kind: RequestKind, max_retries: int, failure: MjError, attempt: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Retry after a first attempt failed with `failure`: tenacity replays that failure as its
+        own first attempt, so the waits, the stop rule and the logs are all tenacity's."""
+        first: MjError | None = failure
+        steps = retrying(kind, max_retries=max_retries, backoff=self.config.retry_backoff, stats=self.stats)
+        async for step in steps:
+            with step:
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                return await attempt()
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def _attempt(
         self, method: str, path: str, data: bytes | None, timeout: float | None, decode: Decoder[T]
     ) -> T:
         status, raw, retry_after = await self._send(
-            method, self._root + path + self._query, path, data, timeout, limit=MAX_BODY
+            method, f"{self._root}{path}{self._query}", path, data, timeout, limit=MAX_BODY
         )
-        ok, parsed = parse_json(raw) if raw.strip() else (True, None)
+        ok, parsed = (True, None) if not raw or raw.isspace() else parse_json(raw)
         if status >= 300:
             raise error_for_body(method, path, status, raw, parsed, retry_after=retry_after)
         if not ok:
@@ -221,11 +241,9 @@ class Transport:
         session = self.sessions.get()
         self.stats.requests += 1
         headers = self._headers if data is None else self._json_headers
-        client_timeout = aiohttp.ClientTimeout(
-            total=self.config.timeout if timeout is None else timeout,
-            connect=self.config.connect_timeout,
-        )
-        if logger.isEnabledFor(logging.DEBUG):
+        client_timeout = self._timeout if timeout is None else self._timeout_of(timeout)
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
             logger.debug("%s %s headers=%s", method, path, redact_headers(headers))
         try:
             async with session.request(
@@ -238,7 +256,7 @@ class Transport:
                     )
                 raw = await response.read()
                 status = response.status
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = _retry_after(response.headers.get("Retry-After")) if status >= 400 else None
         except aiohttp.ConnectionTimeoutError as exc:
             raise APITimeoutError(
                 f"{method} {path}: timed out connecting", method=method, path=path,
@@ -259,7 +277,7 @@ class Transport:
                 f"{method} {path}: connection lost ({type(exc).__name__})", method=method,
                 path=path, request_sent=None,
             ) from exc
-        if logger.isEnabledFor(logging.DEBUG):
+        if debug:
             logger.debug("%s %s -> HTTP %d, %d bytes", method, path, status, len(raw))
         return status, raw, retry_after
 

@@ -224,3 +224,16 @@ def test_logging_is_silent_by_default_and_opt_in_by_env(monkeypatch: pytest.Monk
     setup_from_env()
     assert logger.level == logging.DEBUG
     assert any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.NullHandler) for h in logger.handlers)
+
+
+def test_a_secret_shared_by_two_clients_stays_registered_when_one_is_gone() -> None:
+    import gc
+
+    from mjasync._logging import scrub
+
+    first = mjasync.Client(BASE_URL, API_KEY)
+    second = mjasync.Client(BASE_URL, API_KEY)
+    del first
+    gc.collect()
+    assert scrub(f"key={API_KEY}") == "key=***"
+    assert second.base_url == BASE_URL
