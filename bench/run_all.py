@@ -1,6 +1,6 @@
 """Run every benchmark and print one markdown table of their figures, targets and results.
 
-`python bench/run_all.py [--quick] [--write docs/performance-table.md]`: each script runs in its
+`python bench/run_all.py [--quick] [--write docs/performance.md]`: each script runs in its
 own process (with `--quick` when given); their `name value unit` lines become table rows, their
 `# target:` / `# also:` lines the target and result columns. Exits 1 when a script is broken
 (exits non-zero), never on a missed target.
@@ -28,6 +28,7 @@ SCRIPTS = (
     "import_time.py",
 )
 FIGURE = re.compile(r"^(\S+) (-?[0-9.]+(?:e[-+]?\d+)?) (\S+)$")
+START, END = "<!-- bench:table -->", "<!-- /bench:table -->"
 TARGET = re.compile(r"^# (target|also): (\S+) (<=|>=|<|>) (\S+) -> (PASS|MISS)(?: \((.*)\))?$")
 
 
@@ -103,6 +104,16 @@ def table(outcomes: list[Outcome], quick: bool, load: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(path: Path, text: str) -> None:
+    """Put the table between the START/END markers of `path` (docs/performance.md has them), or
+    write it as the whole file when there are none."""
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        text = f"{head}{START}\n{text}{END}{rest.split(END, 1)[1]}"
+    path.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="run every script with --quick")
@@ -118,7 +129,7 @@ def main() -> None:
     text = table(outcomes, args.quick, load)
     print(text, end="")
     if args.write:
-        Path(args.write).write_text(text)
+        write(Path(args.write), text)
         print(f"wrote {args.write}", file=sys.stderr)
     sys.exit(1 if any(o.code != 0 for o in outcomes) else 0)
 

@@ -5,13 +5,17 @@ Everything public is listed in `__all__`; modules and names starting with `_` ar
 
 from __future__ import annotations
 
+from ._actions import UpscaleStyle
 from ._client import (
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
     BotType,
     Client,
+    ImagineOptions,
+    VideoMotion,
 )
 from ._exceptions import (
     ActionRequiredError,
@@ -36,16 +40,31 @@ from ._exceptions import (
     TaskCancelledError,
     TaskFailedError,
     TaskNotFoundError,
+    UnsupportedEndpointError,
     ValidationFailedError,
     WaitTimeoutError,
 )
-from ._models import Button, ClientStats, SubmitResult, TaskAction, TaskInfo, TaskStatus
-from ._task import DEFAULT_WAIT_TIMEOUT, Task
+from ._models import (
+    BatchResult,
+    Button,
+    ClientStats,
+    CustomId,
+    Dimensions,
+    ModalKind,
+    PanDirection,
+    SubmitResult,
+    TaskAction,
+    TaskInfo,
+    TaskStatus,
+    parse_custom_id,
+)
+from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, SubmitOptions, Task
 from ._transport import AuthStyle
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_TIMEOUT",
@@ -59,20 +78,28 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BannedPromptError",
+    "BatchResult",
+    "BodyOptions",
     "BotType",
     "Button",
     "Client",
     "ClientClosedError",
     "ClientStats",
+    "CustomId",
+    "Dimensions",
+    "ImagineOptions",
     "InvalidCallbackError",
     "InvalidRequestError",
     "MjError",
+    "ModalKind",
     "NotFoundError",
+    "PanDirection",
     "ProxyResultError",
     "QueueFullError",
     "RateLimitError",
     "ResponseDecodeError",
     "ServerError",
+    "SubmitOptions",
     "SubmitResult",
     "SubmitUncertainError",
     "Task",
@@ -82,9 +109,13 @@ __all__ = [
     "TaskInfo",
     "TaskNotFoundError",
     "TaskStatus",
+    "UnsupportedEndpointError",
+    "UpscaleStyle",
     "ValidationFailedError",
+    "VideoMotion",
     "WaitTimeoutError",
     "__version__",
+    "parse_custom_id",
 ]
 
 # Reprs and tracebacks say mjasync.X, not mjasync._module.X.

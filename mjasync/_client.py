@@ -2,33 +2,48 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
 import os
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal, Unpack
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from ._actions import Press, change_for, retry_fresh_parent
+from ._batch import DEFAULT_MAX_IN_FLIGHT, run_batch
 from ._callbacks import Callbacks
-from ._decode import task_list, task_or_none
-from ._exceptions import APIError, InvalidRequestError, NotFoundError, TaskNotFoundError
+from ._decode import acknowledged, seed, task_list, task_or_none, urls
+from ._exceptions import (
+    APIError,
+    APIStatusError,
+    InvalidRequestError,
+    NotFoundError,
+    TaskNotFoundError,
+    UnsupportedEndpointError,
+    endpoint_missing,
+    unsupported,
+)
+from ._images import data_url, save_image
 from ._logging import logger, redact_url, register_secret, setup_from_env
-from ._models import ClientStats, TaskInfo
+from ._models import BatchResult, Button, ClientStats, CustomId, Dimensions, TaskInfo, parse_custom_id
 from ._poller import Poller
+from ._retry import RequestKind
 from ._submit import RECONCILE_STRATEGIES, ReconcileStrategy, Submitter
-from ._task import Task, check_timeout
+from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, SubmitOptions, Task, check_timeout
 from ._transport import AUTH_STYLES, AuthStyle, Config, SessionHolder, Transport
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_TIMEOUT",
     "BotType",
     "Client",
+    "ImagineOptions",
+    "VideoMotion",
 ]
 
 DEFAULT_TIMEOUT: Final = 30.0
@@ -41,14 +56,37 @@ MAX_NOTIFY_HOOK_LENGTH: Final = 2000
 
 BotType = Literal["MID_JOURNEY", "NIJI_JOURNEY"]
 BOT_TYPES: Final = ("MID_JOURNEY", "NIJI_JOURNEY")
+DIMENSIONS: Final = ("PORTRAIT", "SQUARE", "LANDSCAPE")
+VideoMotion = Literal["low", "high"]
+MOTIONS: Final = ("low", "high")
+VIDEO_BATCH_SIZES: Final = (1, 2, 4)
 
-_DATA_URL: Final = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)\Z", re.S)
-_MAGIC: Final = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF8", "image/gif"),
-    (b"RIFF", "image/webp"),
-)
+_ACTION: Final = "/mj/submit/action"
+_CHANGE: Final = "/mj/submit/change"
+_MODAL: Final = "/mj/submit/modal"
+_SERVED_BY: Final = {
+    _ACTION: "the extended and plus servers and relays (the reference server takes /mj/submit/change)",
+    _CHANGE: "the reference and plus servers, relays, and extended servers before v10",
+    _MODAL: "the extended and plus servers and relays",
+    "/mj/submit/shorten": "the extended and plus servers and relays",
+    "/mj/submit/upload-discord-images": "the extended and plus servers and relays",
+    "/mj/task/{id}/image-seed": "the extended and plus servers and relays",
+    "/mj/insight-face/swap": "the extended and plus servers and relays",
+    "/mj/submit/edits": "the extended server (Midjourney web accounts)",
+    "/mj/submit/retexture": "the extended server (Midjourney web accounts)",
+    "/mj/submit/video": "the extended server",
+    "/mj/task/{id}/cancel": "the plus server, and the extended server for admins",
+    "/mj/task/list": "the reference, extended and plus servers (not relays)",
+    "/mj/task/queue": "the reference and plus servers, and extended servers before v10",
+}
+"""Who serves the endpoints that not every server has (protocol.md section 6)."""
+
+
+class ImagineOptions(BodyOptions, total=False):
+    """What `imagine_many` passes to every `imagine` (its own `timeout` bounds each whole job)."""
+
+    bot_type: BotType
+    images: Sequence[str | bytes] | None
 
 
 class Client:
@@ -153,6 +191,8 @@ class Client:
         self.callbacks = callbacks
         """notifyHook intake (configure, serve, aiohttp_handler, deliver); shared with copies."""
         callbacks._pollers.append(self._poller_instance)
+        self._missing: set[str] = set()
+        """Endpoints this server showed it lacks, when a fallback exists (action -> change)."""
 
     @property
     def _poller(self) -> Poller:
@@ -213,25 +253,249 @@ class Client:
         `images` are base64 strings, data URLs or raw bytes, sent as `base64Array`. Resent only
         when the request provably created nothing; otherwise found again by its state tag.
         """
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidRequestError("prompt must be a non-empty string")
-        if bot_type not in BOT_TYPES:
-            raise InvalidRequestError(f"bot_type must be one of {', '.join(BOT_TYPES)}; got {bot_type!r}")
-        body: dict[str, Any] = {"prompt": prompt, "botType": bot_type}
+        body: dict[str, Any] = {"prompt": _prompt(prompt), "botType": _bot_type(bot_type)}
         if images:
-            if isinstance(images, str | bytes):
-                raise InvalidRequestError("images must be a list of images, not a single one")
-            body["base64Array"] = [_data_url(image, f"images[{i}]") for i, image in enumerate(images)]
-        return await self._submit("/mj/submit/imagine", body, notify_hook, state, extra_body, timeout)
+            body["base64Array"] = _images(images, "images")
+        return await self._submit(
+            "/mj/submit/imagine", body, notify_hook=notify_hook, state=state, extra_body=extra_body,
+            timeout=timeout,
+        )
+
+    def imagine_many(
+        self,
+        prompts: Iterable[str],
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        **common: Unpack[ImagineOptions],
+    ) -> AsyncGenerator[BatchResult, None]:
+        """Run many imagine jobs with at most `max_in_flight` submitted but unfinished, yielding a
+        BatchResult for each as it ends (not in input order).
+
+        A full queue (23, queue-full 9/4, 429) is waited out and the same prompt submitted again:
+        those answers prove nothing was created. Nothing ambiguous is ever resent. `timeout` bounds
+        each prompt from its first submit attempt to its result. Close the iterator (`aclosing`,
+        or `break` inside `async with aclosing(...)`) to stop: no new submits, waits cancelled.
+        """
+        items = [_prompt(p, f"prompts[{i}]") for i, p in enumerate(_sequence(prompts, "prompts"))]
+        if not isinstance(max_in_flight, int) or isinstance(max_in_flight, bool) or max_in_flight < 1:
+            raise InvalidRequestError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
+        check_timeout(timeout)
+        _bot_type(common.get("bot_type", "MID_JOURNEY"))
+        images = common.get("images")
+        if images:
+            common["images"] = _images(images, "images")
+        return run_batch(
+            items,
+            lambda prompt: self.imagine(prompt, **common),
+            max_in_flight=max_in_flight,
+            timeout=timeout,
+            backoff=self._options["retry_backoff"],
+            stats=self.stats,
+        )
+
+    async def action(
+        self,
+        parent: Task | TaskInfo | str | int,
+        custom_id: str | Button | CustomId,
+        **options: Unpack[SubmitOptions],
+    ) -> Task:
+        """Press any button of a finished task by its customId (taken from `info.buttons`).
+
+        On a server without `/submit/action` (the reference server) U1-U4, V1-V4 and reroll go
+        through `/submit/change`; other buttons raise UnsupportedEndpointError.
+        """
+        if isinstance(custom_id, Button):
+            custom_id = custom_id.custom_id
+        raw = str(custom_id) if isinstance(custom_id, CustomId) else custom_id
+        if not isinstance(raw, str) or not raw.strip():
+            raise InvalidRequestError(f"custom_id must be a non-empty string, got {raw!r}")
+        parsed = parse_custom_id(raw)
+        return await self._press(_id_of(parent), Press(raw, change_for(parsed), parsed), options)
+
+    async def _press(self, parent_id: str, press: Press, options: SubmitOptions) -> Task:
+        """Send one follow-up: `/submit/action`, or `/submit/change` where the server lacks it."""
+
+        async def send() -> Task:
+            if press.custom_id is not None and (press.change is None or _ACTION not in self._missing):
+                try:
+                    with _optional(_ACTION):
+                        body = {"taskId": parent_id, "customId": press.custom_id}
+                        return await self._submit(_ACTION, body, **options)
+                except UnsupportedEndpointError:
+                    if press.change is None:
+                        raise
+                    self._missing.add(_ACTION)
+            assert press.change is not None, "a Press carries a customId, a change, or both"
+            action, index = press.change
+            with _optional(_CHANGE):
+                change: dict[str, Any] = {"taskId": parent_id, "action": action, "index": index}
+                return await self._submit(_CHANGE, change, **options)
+
+        task = await retry_fresh_parent(send, backoff=self._options["retry_backoff"], stats=self.stats)
+        task._pressed = press.pressed
+        return task
+
+    async def modal(
+        self,
+        task: Task | TaskInfo | str | int,
+        *,
+        prompt: str | None = None,
+        mask_base64: str | bytes | None = None,
+        **options: Unpack[SubmitOptions],
+    ) -> Task:
+        """Complete a task waiting in MODAL (see ActionRequiredError.modal_kind); the job goes on
+        under the same id. `mask_base64`: Vary Region's mask, white where to redraw, black elsewhere."""
+        task_id = _id_of(task)
+        body: dict[str, Any] = {"taskId": task_id}
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise InvalidRequestError(f"prompt must be a string, got {type(prompt).__name__}")
+            body["prompt"] = prompt
+        if mask_base64 is not None:
+            body["maskBase64"] = data_url(mask_base64, "mask_base64")
+
+        async def send() -> Task:
+            with _optional(_MODAL):
+                return await self._submit(_MODAL, body, **options)
+
+        handle = await retry_fresh_parent(send, backoff=self._options["retry_backoff"], stats=self.stats)
+        handle._pressed = task._pressed if isinstance(task, Task) else None
+        return handle
+
+    async def blend(
+        self,
+        images: Sequence[str | bytes],
+        *,
+        dimensions: Dimensions = "SQUARE",
+        bot_type: BotType = "MID_JOURNEY",
+        **options: Unpack[SubmitOptions],
+    ) -> Task:
+        """Blend 2-5 images into one picture, shaped PORTRAIT (2:3), SQUARE (1:1) or LANDSCAPE (3:2)."""
+        encoded = _images(images, "images")
+        if not 2 <= len(encoded) <= 5:
+            raise InvalidRequestError(f"blend takes 2 to 5 images, got {len(encoded)}")
+        if dimensions not in DIMENSIONS:
+            choices = ", ".join(DIMENSIONS)
+            raise InvalidRequestError(f"dimensions must be one of {choices}, got {dimensions!r}")
+        body = {"botType": _bot_type(bot_type), "base64Array": encoded, "dimensions": dimensions}
+        return await self._submit("/mj/submit/blend", body, **options)
+
+    async def describe(
+        self, image: str | bytes, *, bot_type: BotType = "MID_JOURNEY", **options: Unpack[SubmitOptions]
+    ) -> Task:
+        """Ask for four prompts that describe an image; they arrive in the result's `final_prompt`."""
+        body = {"botType": _bot_type(bot_type), "base64": data_url(image, "image")}
+        return await self._submit("/mj/submit/describe", body, **options)
+
+    async def shorten(
+        self, prompt: str, *, bot_type: BotType = "MID_JOURNEY", **options: Unpack[SubmitOptions]
+    ) -> Task:
+        """Analyse a prompt into shorter ones; the analysis arrives in the result's `final_prompt`."""
+        body = {"botType": _bot_type(bot_type), "prompt": _prompt(prompt)}
+        with _optional("/mj/submit/shorten"):
+            return await self._submit("/mj/submit/shorten", body, **options)
+
+    async def swap_face(
+        self, source: str | bytes, target: str | bytes, **options: Unpack[SubmitOptions]
+    ) -> Task:
+        """Put the face of `source` onto `target` (InsightFace); each an image or an http(s) URL."""
+        body = {**_image_or_url(source, "source"), **_image_or_url(target, "target")}
+        with _optional("/mj/insight-face/swap"):
+            return await self._submit("/mj/insight-face/swap", body, **options)
+
+    async def edit(self, prompt: str, image: str | bytes, **options: Unpack[SubmitOptions]) -> Task:
+        """Edit an image as the prompt says (extended server, web accounts); `image` is an image or a URL."""
+        return await self._image_job("/mj/submit/edits", prompt, image, options)
+
+    async def retexture(self, prompt: str, image: str | bytes, **options: Unpack[SubmitOptions]) -> Task:
+        """Keep an image's shapes and redo its surfaces as the prompt says (extended server, web accounts)."""
+        return await self._image_job("/mj/submit/retexture", prompt, image, options)
+
+    async def _image_job(self, path: str, prompt: str, image: str | bytes, options: SubmitOptions) -> Task:
+        body = {"prompt": _prompt(prompt), "image": _url_or_data_url(image, "image")}
+        with _optional(path):
+            return await self._submit(path, body, **options)
+
+    async def video(
+        self,
+        prompt: str,
+        image: str | bytes,
+        *,
+        end_image: str | bytes | None = None,
+        motion: VideoMotion = "low",
+        loop: bool = False,
+        batch_size: int | None = None,
+        video_type: str | None = None,
+        **options: Unpack[SubmitOptions],
+    ) -> Task:
+        """Animate an image into a short video (extended server); the result's `video_url` has it.
+
+        `batch_size` 1, 2 or 4 videos; `video_type` such as `vid_1.1_i2v_720` picks the quality.
+        """
+        body = _video_body(prompt, motion)
+        body["image"] = _url_or_data_url(image, "image")
+        if end_image is not None:
+            body["endImage"] = _url_or_data_url(end_image, "end_image")
+        if not isinstance(loop, bool):
+            raise InvalidRequestError(f"loop must be True or False, got {loop!r}")
+        if loop:
+            body["loop"] = True
+        if batch_size is not None:
+            if batch_size not in VIDEO_BATCH_SIZES or isinstance(batch_size, bool):
+                raise InvalidRequestError(f"batch_size must be 1, 2 or 4, got {batch_size!r}")
+            body["batchSize"] = batch_size
+        if video_type is not None:
+            body["videoType"] = _prompt(video_type, "video_type")
+        with _optional("/mj/submit/video"):
+            return await self._submit("/mj/submit/video", body, **options)
+
+    async def extend_video(
+        self,
+        task: Task | TaskInfo | str | int,
+        index: int,
+        prompt: str,
+        *,
+        motion: VideoMotion = "low",
+        **options: Unpack[SubmitOptions],
+    ) -> Task:
+        """Make one video (`index` 0-3) of a finished video job longer (extended server)."""
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= 3:
+            raise InvalidRequestError(f"index must be 0, 1, 2 or 3 (a video of the job), got {index!r}")
+        task_id = _id_of(task)
+        body = _video_body(prompt, motion)
+        # Relay docs spell the parent `task_id` (protocol.md section 6, uncertain): send both.
+        body.update(action="extend", taskId=task_id, task_id=task_id, index=index)
+        with _optional("/mj/submit/video"):
+            return await self._submit("/mj/submit/video", body, **options)
+
+    async def upload_images(
+        self, images: Sequence[str | bytes], *, timeout: float | None = None
+    ) -> list[str]:
+        """Upload images to Discord and return their URLs (usable in prompts); creates no task.
+
+        Resent only when the request provably did not arrive; an ambiguous failure is raised
+        as is (there is no task to look up).
+        """
+        body = {"base64Array": _images(images, "images")}
+        if not body["base64Array"]:
+            raise InvalidRequestError("upload_images needs at least one image")
+        check_timeout(timeout)
+        path = "/mj/submit/upload-discord-images"
+        with _optional(path):
+            return await self._transport.request(
+                "POST", path, urls, body=body, kind=RequestKind.SUBMIT, timeout=timeout
+            )
 
     async def _submit(
         self,
         path: str,
         body: dict[str, Any],
-        notify_hook: str | None,
-        state: str | None,
-        extra_body: Mapping[str, Any] | None,
-        timeout: float | None,
+        *,
+        notify_hook: str | None = None,
+        state: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Task:
         check_timeout(timeout)
         if state is not None and (not isinstance(state, str) or len(state) > MAX_STATE_LENGTH):
@@ -253,8 +517,13 @@ class Client:
 
     # --- reads --------------------------------------------------------------------------------
 
-    def task(self, task_id: str | int) -> Task:
-        """A handle on an existing task, for example one whose id was stored before a restart."""
+    def task(self, task_id: str | int | TaskInfo) -> Task:
+        """A handle on an existing task, for example one whose id was stored before a restart.
+
+        Given a TaskInfo, the handle starts from that snapshot (so its buttons need no fetch).
+        """
+        if isinstance(task_id, TaskInfo):
+            return Task(self, task_id.id, last=task_id)
         return Task(self, _task_id(task_id))
 
     async def fetch(self, task_id: str | int, *, timeout: float | None = None) -> TaskInfo:
@@ -320,13 +589,80 @@ class Client:
         except TaskNotFoundError:
             return None
 
-    async def read_image(self, info: TaskInfo | str, *, timeout: float | None = None) -> bytes:
-        """The bytes of a task's result image (or of any image URL), with READ retries."""
-        url = info if isinstance(info, str) else info.image_url
-        if not url:
-            raise InvalidRequestError("this task has no image_url yet")
+    async def image_seed(self, task: Task | TaskInfo | str | int, *, timeout: float | None = None) -> str:
+        """The seed of a finished job's image (GET /mj/task/{id}/image-seed)."""
         check_timeout(timeout)
+        path = f"/mj/task/{quote(_id_of(task), safe='')}/image-seed"
+        with _optional("/mj/task/{id}/image-seed"):
+            return await self._transport.request("GET", path, seed, timeout=timeout)
+
+    async def cancel(self, task: Task | TaskInfo | str | int, *, timeout: float | None = None) -> None:
+        """Ask the server to cancel a job. The only call that does: timeouts and cancelled waits
+        never cancel a paid job. The extended server then reports FAILURE `取消任务`."""
+        check_timeout(timeout)
+        path = f"/mj/task/{quote(_id_of(task), safe='')}/cancel"
+        with _optional("/mj/task/{id}/cancel"):
+            await self._transport.request("POST", path, acknowledged, timeout=timeout)
+
+    async def list_tasks(self, *, timeout: float | None = None) -> list[TaskInfo]:
+        """The server's task list, newest first (the extended server: its newest 100, all users)."""
+        return await self._list("/mj/task/list", timeout)
+
+    async def list_queue(self, *, timeout: float | None = None) -> list[TaskInfo]:
+        """The tasks the server has not finished (GET /mj/task/queue)."""
+        return await self._list("/mj/task/queue", timeout)
+
+    async def _list(self, path: str, timeout: float | None) -> list[TaskInfo]:
+        check_timeout(timeout)
+        with _optional(path):
+            return await self._transport.request("GET", path, task_list, timeout=timeout)
+
+    async def read_image(self, source: TaskInfo | Task | str, *, timeout: float | None = None) -> bytes:
+        """The bytes of a task's result image (or of any image URL), with READ retries."""
+        check_timeout(timeout)
+        url, _ = await self._image_of(source, timeout)
         return await self._transport.get_bytes(url, timeout=timeout)
+
+    async def download(
+        self,
+        source: TaskInfo | Task | str,
+        path: str | os.PathLike[str] = ".",
+        *,
+        timeout: float | None = None,
+    ) -> Path:
+        """Save a result image to `path` and return the file written.
+
+        `path` is a file, or a directory (existing, or given with a trailing `/`) that gets
+        `<task id>.png` (the suffix follows the bytes). Result URLs expire about a day after the
+        job: save what you keep. A Task is fetched first unless it already saw SUCCESS.
+        """
+        check_timeout(timeout)
+        url, stem = await self._image_of(source, timeout)
+        return await save_image(self._transport, url, path, stem, timeout=timeout)
+
+    async def _image_of(self, source: TaskInfo | Task | str, timeout: float | None) -> tuple[str, str]:
+        """(image URL, file stem) of a URL, a snapshot, or a handle (fetched unless it saw SUCCESS)."""
+        if isinstance(source, str):
+            return source, ""
+        info = source
+        if isinstance(info, Task):
+            last = info.last
+            info = last if last is not None and last.succeeded else await info.fetch(timeout=timeout)
+        if not info.image_url:
+            status = info.status.value or "unknown"
+            raise InvalidRequestError(f"task {info.id} has no image_url yet (status {status})")
+        return info.image_url, info.id
+
+
+@contextlib.contextmanager
+def _optional(path: str) -> Iterator[None]:
+    """Turn the 404/405 of an endpoint the server lacks into UnsupportedEndpointError."""
+    try:
+        yield
+    except APIStatusError as exc:
+        if isinstance(exc, UnsupportedEndpointError) or not endpoint_missing(exc):
+            raise
+        raise unsupported(exc, _SERVED_BY.get(path)) from exc
 
 
 def _task_id(task_id: str | int) -> str:
@@ -337,22 +673,47 @@ def _task_id(task_id: str | int) -> str:
     return task_id
 
 
-def _data_url(image: str | bytes, name: str) -> str:
-    """A data URL for an image given as raw bytes, base64 text or a data URL; validated."""
-    if isinstance(image, bytes):
-        raw, payload = image, base64.b64encode(image).decode()
-    elif isinstance(image, str):
-        match = _DATA_URL.match(image)
-        payload = match.group(2) if match else image
-        try:
-            raw = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidRequestError(f"{name} is neither base64 nor a base64 data URL") from exc
-        if match and raw:
-            return image
-    else:
-        raise InvalidRequestError(f"{name} must be bytes, base64 text or a data URL")
-    if not raw:
-        raise InvalidRequestError(f"{name} is empty")
-    mime = next((m for magic, m in _MAGIC if raw.startswith(magic)), "image/png")
-    return f"data:{mime};base64,{payload}"
+def _id_of(task: Task | TaskInfo | str | int) -> str:
+    return task.id if isinstance(task, Task | TaskInfo) else _task_id(task)
+
+
+def _prompt(prompt: str, name: str = "prompt") -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequestError(f"{name} must be a non-empty string")
+    return prompt
+
+
+def _bot_type(bot_type: str) -> str:
+    if bot_type not in BOT_TYPES:
+        raise InvalidRequestError(f"bot_type must be one of {', '.join(BOT_TYPES)}; got {bot_type!r}")
+    return bot_type
+
+
+def _sequence(items: Iterable[Any], name: str) -> list[Any]:
+    if isinstance(items, str | bytes):
+        raise InvalidRequestError(f"{name} must be a list, not a single string")
+    return list(items)
+
+
+def _is_http_url(image: str | bytes) -> bool:
+    return isinstance(image, str) and image.startswith(("http://", "https://"))
+
+
+def _url_or_data_url(image: str | bytes, name: str) -> str:
+    """An http(s) URL as it is, any other image as a validated data URL."""
+    return image if isinstance(image, str) and _is_http_url(image) else data_url(image, name)
+
+
+def _image_or_url(image: str | bytes, side: str) -> dict[str, str]:
+    """`{side}Url` for an http(s) URL, else `{side}Base64` with a validated data URL."""
+    return {f"{side}Url" if _is_http_url(image) else f"{side}Base64": _url_or_data_url(image, side)}
+
+
+def _video_body(prompt: str, motion: str) -> dict[str, Any]:
+    if motion not in MOTIONS:
+        raise InvalidRequestError(f"motion must be 'low' or 'high', got {motion!r}")
+    return {"prompt": _prompt(prompt), "motion": motion}
+
+
+def _images(images: Sequence[str | bytes], name: str) -> list[str]:
+    return [data_url(image, f"{name}[{i}]") for i, image in enumerate(_sequence(images, name))]

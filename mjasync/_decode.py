@@ -11,7 +11,16 @@ from ._exceptions import APIError, ResponseDecodeError, TaskNotFoundError, decod
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
 
-__all__ = ["accepted_envelope", "envelope", "task_list", "task_or_none", "tasks_in"]
+__all__ = [
+    "accepted_envelope",
+    "acknowledged",
+    "envelope",
+    "seed",
+    "task_list",
+    "task_or_none",
+    "tasks_in",
+    "urls",
+]
 
 ACCEPTED: Final = frozenset({1, 21, 22})
 
@@ -50,13 +59,47 @@ def accepted_envelope(method: str, path: str, parsed: Any, raw: bytes) -> Submit
     """
     result = envelope(method, path, parsed, raw)
     if result.code not in ACCEPTED:
-        raise proxy_error(
-            method, path, code=result.code, description=result.description,
-            properties=result.properties, body=decode_body(raw), status_code=200,
-        )
+        raise _result_error(method, path, result, raw)
     if not isinstance(result.result, str):
         raise _shape_error(method, path, raw, f"code {result.code} without a task id")
     return result
+
+
+def seed(method: str, path: str, parsed: Any, raw: bytes) -> str:
+    """image-seed: the seed of a code-1 envelope, else the typed error."""
+    result = _data_result(method, path, parsed, raw)
+    if not isinstance(result, str):
+        raise _shape_error(method, path, raw, "the seed is not a string or a number")
+    return result
+
+
+def urls(method: str, path: str, parsed: Any, raw: bytes) -> list[str]:
+    """upload-discord-images: the list of URLs of a code-1 envelope, else the typed error."""
+    result = _data_result(method, path, parsed, raw)
+    if not isinstance(result, list):
+        raise _shape_error(method, path, raw, "the result is not a list of URLs")
+    return result
+
+
+def _data_result(method: str, path: str, parsed: Any, raw: bytes) -> str | list[str] | None:
+    """The `result` of an envelope that answers data rather than a job; failing codes raise."""
+    result = envelope(method, path, parsed, raw)
+    if result.code != 1:
+        raise _result_error(method, path, result, raw)
+    return result.result
+
+
+def acknowledged(method: str, path: str, parsed: Any, raw: bytes) -> None:
+    """For control calls (cancel): an empty answer or a code-1 envelope; a failing code raises."""
+    if isinstance(parsed, dict) and isinstance(parsed.get("code"), int) and parsed["code"] != 1:
+        raise envelope_error(method, path, parsed, raw)
+
+
+def _result_error(method: str, path: str, result: SubmitResult, raw: bytes) -> APIError:
+    return proxy_error(
+        method, path, code=result.code, description=result.description,
+        properties=result.properties, body=decode_body(raw), status_code=200,
+    )
 
 
 def task_or_none(method: str, path: str, parsed: Any, raw: bytes) -> TaskInfo | None:
@@ -75,11 +118,7 @@ def task_or_none(method: str, path: str, parsed: Any, raw: bytes) -> TaskInfo | 
 
 
 def envelope_error(method: str, path: str, parsed: dict[str, Any], raw: bytes) -> APIError:
-    result = envelope(method, path, parsed, raw)
-    return proxy_error(
-        method, path, code=result.code, description=result.description,
-        properties=result.properties, body=decode_body(raw), status_code=200,
-    )
+    return _result_error(method, path, envelope(method, path, parsed, raw), raw)
 
 
 def task_list(method: str, path: str, parsed: Any, raw: bytes) -> list[TaskInfo]:

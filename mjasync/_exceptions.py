@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._logging import scrub
 
 if TYPE_CHECKING:
-    from ._models import TaskInfo
+    from ._models import ModalKind, TaskInfo
 
 __all__ = [
     "APIConnectionError",
@@ -34,6 +34,7 @@ __all__ = [
     "TaskCancelledError",
     "TaskFailedError",
     "TaskNotFoundError",
+    "UnsupportedEndpointError",
     "ValidationFailedError",
     "WaitTimeoutError",
 ]
@@ -111,6 +112,11 @@ class AuthenticationError(APIStatusError):
 
 class NotFoundError(APIStatusError):
     """HTTP 404 without an envelope: usually a wrong `base_url` (missing `/mj`?) or an absent endpoint."""
+
+
+class UnsupportedEndpointError(NotFoundError):
+    """This server does not serve the endpoint (HTTP 404/405 without an envelope): a dialect
+    difference, such as `/mj/submit/shorten` on the reference server. Nothing was created."""
 
 
 class RateLimitError(APIStatusError):
@@ -202,6 +208,17 @@ class TaskCancelledError(_TaskError):
 class ActionRequiredError(_TaskError):
     """The job waits in MODAL for `Client.modal(task.id, ...)` (remix, Vary Region, Custom Zoom)."""
 
+    def __init__(self, message: str, task: TaskInfo, *, modal_kind: ModalKind = "remix") -> None:
+        super().__init__(message, task)
+        self.modal_kind: ModalKind = modal_kind
+        """`vary_region` needs `mask_base64` and a prompt, `custom_zoom` a prompt with `--zoom`
+        1-2; `remix` takes an optional new prompt."""
+
+    @property
+    def task_id(self) -> str:
+        """The MODAL task's id: what `Client.modal` takes."""
+        return self.task.id
+
 
 class WaitTimeoutError(MjError, TimeoutError):
     """`wait()` reached its deadline. The job was not cancelled and may still finish."""
@@ -266,16 +283,30 @@ def proxy_error(
     )
 
 
+def endpoint_missing(exc: BaseException) -> bool:
+    """True for a 404/405 without a result envelope: the server lacks the endpoint itself."""
+    return isinstance(exc, APIStatusError) and exc.status_code in (404, 405)
+
+
+def unsupported(exc: APIStatusError, served_by: str | None = None) -> UnsupportedEndpointError:
+    """The UnsupportedEndpointError for a missing endpoint's 404/405, naming who serves it."""
+    where = f"; it is served by {served_by}" if served_by else ""
+    return UnsupportedEndpointError(
+        f"{exc.method} {exc.path}: this server does not serve this endpoint (HTTP {exc.status_code}){where}",
+        method=exc.method, path=exc.path, body=exc.body, status_code=exc.status_code, job_created=False,
+    )
+
+
 def decode_body(raw: bytes) -> str:
     """The kept text of a body: UTF-8 whatever the label says, capped at 64 KiB, secrets scrubbed."""
     return scrub(raw[:MAX_KEPT_BODY].decode("utf-8", errors="replace"))
 
 
 def parse_json(raw: bytes) -> tuple[bool, Any]:
-    """(True, value) when the body is JSON, else (False, None)."""
+    """(True, value) when the body is JSON (read as UTF-8 whatever the label), else (False, None)."""
     try:
-        return True, json.loads(raw)
-    except ValueError:
+        return True, json.loads(raw.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         return False, None
 
 

@@ -6,13 +6,38 @@ import enum
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-__all__ = ["Button", "ClientStats", "SubmitResult", "TaskAction", "TaskInfo", "TaskStatus"]
+if TYPE_CHECKING:
+    from ._exceptions import MjError
+
+__all__ = [
+    "BatchResult",
+    "Button",
+    "ClientStats",
+    "CustomId",
+    "Dimensions",
+    "ModalKind",
+    "PanDirection",
+    "SubmitResult",
+    "TaskAction",
+    "TaskInfo",
+    "TaskStatus",
+    "parse_custom_id",
+]
 
 _PERCENT: Final = re.compile(r"^(\d{1,3})%$")
+_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_WORD_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+Dimensions = Literal["PORTRAIT", "SQUARE", "LANDSCAPE"]
+"""Blend output shape: PORTRAIT 2:3, SQUARE 1:1, LANDSCAPE 3:2."""
+PanDirection = Literal["left", "right", "up", "down"]
+ModalKind = Literal["remix", "vary_region", "custom_zoom"]
+"""What a MODAL task waits for: a prompt (remix), a mask and a prompt (Vary Region), or a prompt
+with `--zoom` (Custom Zoom)."""
 _MAX_PSEUDO_MEMBERS: Final = 256
 
 
@@ -104,6 +129,61 @@ class TaskAction(_OpenEnum):
 
 
 @attrs.frozen
+class CustomId:
+    """A button's customId taken apart, for hints only: the raw string is what gets sent.
+
+    `MJ::JOB::upsample::2::<hash>` is family `JOB`, kind `upsample`, index 2. A string that does
+    not follow the `MJ::<family>::...` grammar keeps only `raw`.
+    """
+
+    raw: str
+    family: str | None = None
+    """The second segment as sent: `JOB`, `Inpaint`, `Outpaint`, `CustomZoom`, ..."""
+    kind: str | None = None
+    """snake_case operation: `upsample`, `variation`, `low_variation`, `reroll`, `pan_left`,
+    `upsample_v6_2x_subtle`, `inpaint`, `outpaint`, `custom_zoom`, ..."""
+    index: int | None = None
+    """The image the button acts on (1-4), 0 for reroll, None when absent."""
+    hash: str | None = None
+    """The job UUID the button belongs to, when the id carries one."""
+    value: int | None = None
+    """A number besides the index: Outpaint's 50 (Zoom Out 2x) or 75 (Zoom Out 1.5x)."""
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def _snake(segment: str) -> str:
+    return _WORD_BOUNDARY.sub("_", segment).lower()
+
+
+def _small_int(segment: str) -> int | None:
+    return int(segment) if segment.isascii() and segment.isdigit() and len(segment) <= 9 else None
+
+
+def parse_custom_id(raw: str) -> CustomId:
+    """Take a customId apart (see `CustomId`); never raises, unknown shapes keep only `raw`."""
+    parts = raw.split("::") if isinstance(raw, str) else []
+    if len(parts) < 2 or parts[0] != "MJ" or not parts[1]:
+        return CustomId(raw=raw)
+    family, rest = parts[1], parts[2:]
+    kind = family
+    if family.upper() == "JOB" and rest and rest[0]:
+        kind, rest = rest[0], rest[1:]
+    at = next((i for i, part in enumerate(rest) if _UUID.fullmatch(part)), len(rest))
+    numbers = [n for n in map(_small_int, rest[:at]) if n is not None]
+    after = [n for n in map(_small_int, rest[at + 1 :]) if n is not None]
+    return CustomId(
+        raw=raw,
+        family=family,
+        kind=_snake(kind),
+        index=numbers[-1] if numbers else (after[0] if after else None),
+        hash=rest[at] if at < len(rest) else None,
+        value=numbers[0] if len(numbers) > 1 else None,
+    )
+
+
+@attrs.frozen
 class Button:
     """A button under a finished job; `custom_id` is what `Client.action` sends."""
 
@@ -115,6 +195,11 @@ class Button:
     style: int = 2
     extra: Mapping[str, Any] = attrs.field(factory=dict)
     """Fields this version of mjasync does not name, under their wire names."""
+
+    @property
+    def parsed(self) -> CustomId:
+        """`custom_id` taken apart (family, kind, index, hash)."""
+        return parse_custom_id(self.custom_id)
 
 
 def _percent(text: str) -> int | None:
@@ -184,6 +269,40 @@ class TaskInfo:
                 return kind
         return "other"
 
+    @property
+    def final_prompt(self) -> str | None:
+        """The prompt as Midjourney echoed it; describe puts its four prompts here, shorten its analysis."""
+        value = self.properties.get("finalPrompt")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def image_urls(self) -> tuple[str, ...]:
+        """The single-image URLs some servers add (`imageUrls`, longer-lived than `image_url`)."""
+        items = self.extra.get("imageUrls")
+        if not isinstance(items, list):
+            return ()
+        urls = (item.get("url") if isinstance(item, dict) else item for item in items)
+        return tuple(url for url in urls if isinstance(url, str) and url)
+
+    @property
+    def video_url(self) -> str | None:
+        """The video of a video job (`videoUrl`, else the first of `videoUrls`), where the server sends it."""
+        value = self.extra.get("videoUrl")
+        if isinstance(value, str) and value:
+            return value
+        items = self.extra.get("videoUrls")
+        first = items[0] if isinstance(items, list) and items else None
+        url = first.get("url") if isinstance(first, dict) else first
+        return url if isinstance(url, str) and url else None
+
+    def find_button(self, kind: str, index: int | None = None) -> Button | None:
+        """The first button whose customId has this `kind` (and `index`, when given); pure lookup."""
+        for button in self.buttons:
+            parsed = button.parsed
+            if parsed.kind == kind and (index is None or parsed.index == index):
+                return button
+        return None
+
 
 @attrs.frozen
 class SubmitResult:
@@ -201,6 +320,25 @@ class SubmitResult:
         """Jobs ahead of this one when the server queued it (code 22), else None."""
         value = self.properties.get("numberOfQueues")
         return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@attrs.frozen
+class BatchResult:
+    """One prompt's outcome in `Client.imagine_many`: the final snapshot, or the error it ended with."""
+
+    index: int
+    """The prompt's position in the input."""
+    prompt: str
+    info: TaskInfo | None = None
+    """The SUCCESS snapshot; None when `error` is set."""
+    error: MjError | None = attrs.field(default=None, eq=False)
+    """TaskFailedError, WaitTimeoutError, SubmitUncertainError, ...; None on success."""
+    task_id: str | None = None
+    """The accepted job's id; None when no job was accepted."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.info is not None and self.error is None
 
 
 @attrs.define

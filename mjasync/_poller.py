@@ -112,6 +112,8 @@ class Poller:
         self._task: asyncio.Task[None] | None = None
         self._sleeping = False
         self._confirming: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Poller loops not finished yet (a stopped one may still be unwinding)."""
         self._closed = False
 
     def __len__(self) -> int:
@@ -126,7 +128,10 @@ class Poller:
             entry = self._entries[task_id] = Entry(task_id, last)
         entry.refs += 1
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="mjasync-poller")
+            task = asyncio.get_running_loop().create_task(self._run(), name="mjasync-poller")
+            self._task = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return entry
 
     def unwatch(self, entry: Entry) -> None:
@@ -134,7 +139,9 @@ class Poller:
         if entry.refs <= 0 and self._entries.get(entry.id) is entry:
             del self._entries[entry.id]
             if not self._entries and self._sleeping and self._task is not None:
+                # Forget it at once: a watch() before it has unwound must start a fresh poller.
                 self._task.cancel()
+                self._task = None
 
     def publish(self, info: TaskInfo) -> bool:
         """Hand a confirmed snapshot (from a fetch) to the waiters of its id."""
@@ -167,7 +174,7 @@ class Poller:
         self._closed = True
         for entry in self._entries.values():
             entry.fail(ClientClosedError("the Client was closed while this task was being waited for"))
-        tasks = [t for t in (self._task, *self._confirming.values()) if t is not None]
+        tasks = [*self._tasks, *self._confirming.values()]
         self._task = None
         for task in tasks:
             task.cancel()

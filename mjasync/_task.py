@@ -5,10 +5,26 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypedDict, Unpack
 
+from ._actions import (
+    Press,
+    UpscaleStyle,
+    Want,
+    modal_kind,
+    resolve,
+    want_pan,
+    want_reroll,
+    want_upscale,
+    want_upscale_hd,
+    want_vary,
+    want_vary_region,
+    want_zoom,
+)
 from ._exceptions import (
     ActionRequiredError,
     InvalidRequestError,
@@ -16,17 +32,31 @@ from ._exceptions import (
     TaskFailedError,
     WaitTimeoutError,
 )
-from ._models import SubmitResult, TaskInfo, TaskStatus, snapshot_key
+from ._models import CustomId, PanDirection, SubmitResult, TaskInfo, TaskStatus, snapshot_key
 
 if TYPE_CHECKING:
     from ._poller import Poller
 
-__all__ = ["DEFAULT_WAIT_TIMEOUT", "Task", "check_timeout"]
+__all__ = ["DEFAULT_WAIT_TIMEOUT", "BodyOptions", "SubmitOptions", "Task", "check_timeout"]
 
 DEFAULT_WAIT_TIMEOUT: Final = 900.0
 """Seconds `wait()` and `updates()` follow a task by default (15 minutes)."""
 
 ProgressCallback = Callable[[TaskInfo], Awaitable[Any] | Any]
+
+
+class BodyOptions(TypedDict, total=False):
+    """The submit fields every job endpoint takes (see `Client.imagine`)."""
+
+    notify_hook: str | None
+    state: str | None
+    extra_body: Mapping[str, Any] | None
+
+
+class SubmitOptions(BodyOptions, total=False):
+    """Keyword arguments every submit method takes: the body fields plus a per-request `timeout`."""
+
+    timeout: float | None
 
 
 class _Owner(Protocol):
@@ -36,6 +66,12 @@ class _Owner(Protocol):
     def _poller(self) -> Poller: ...
 
     async def fetch(self, task_id: str, *, timeout: float | None = None) -> TaskInfo: ...
+
+    async def _press(self, parent_id: str, press: Press, options: SubmitOptions) -> Task: ...
+
+    async def download(
+        self, source: Task, path: str | os.PathLike[str] = ..., *, timeout: float | None = ...
+    ) -> Path: ...
 
 
 def check_timeout(timeout: float | None, name: str = "timeout") -> None:
@@ -50,7 +86,7 @@ def check_timeout(timeout: float | None, name: str = "timeout") -> None:
 class Task:
     """A handle on one accepted job. Await it for the final TaskInfo; it holds no connection."""
 
-    __slots__ = ("_client", "_last", "id", "submit_result")
+    __slots__ = ("_client", "_last", "_pressed", "id", "submit_result")
 
     def __init__(
         self,
@@ -62,6 +98,8 @@ class Task:
     ) -> None:
         self._client = client
         self._last = last
+        self._pressed: CustomId | None = None
+        """The button whose press created this task, when this handle made it."""
         self.id = task_id
         """The server's task id (a string of digits)."""
         self.submit_result = submit_result
@@ -108,7 +146,7 @@ class Task:
                     if inspect.isawaitable(result):
                         await result
                 if info.is_terminal or info.status is TaskStatus.MODAL:
-                    return _outcome(info)
+                    return _outcome(info, self._pressed)
         raise AssertionError("unreachable: _follow ends only at a terminal status")  # pragma: no cover
 
     def __await__(self) -> Generator[Any, None, TaskInfo]:
@@ -150,6 +188,50 @@ class Task:
         finally:
             poller.unwatch(entry)
 
+    # --- follow-ups: each resolves its customId from this task's own buttons -------------------
+
+    async def upscale(self, index: int, **options: Unpack[SubmitOptions]) -> Task:
+        """U1-U4: upscale one image of this grid (`/submit/change` on the reference server)."""
+        return await self._follow_up(want_upscale(index), options)
+
+    async def vary(
+        self, index: int | None = None, *, strong: bool = False, **options: Unpack[SubmitOptions]
+    ) -> Task:
+        """V1-V4 of a grid; on an upscaled image, Vary (Subtle) or with `strong=True` Vary (Strong)."""
+        return await self._follow_up(want_vary(index, strong), options)
+
+    async def reroll(self, **options: Unpack[SubmitOptions]) -> Task:
+        """🔄: run the same prompt again."""
+        return await self._follow_up(want_reroll(), options)
+
+    async def zoom(self, factor: float | Literal["custom"], **options: Unpack[SubmitOptions]) -> Task:
+        """Zoom Out 2x or 1.5x of an upscaled image. `"custom"` presses Custom Zoom, whose task
+        waits in MODAL for `client.modal(id, prompt="... --zoom 1.8")`."""
+        return await self._follow_up(want_zoom(factor), options)
+
+    async def pan(self, direction: PanDirection, **options: Unpack[SubmitOptions]) -> Task:
+        """Pan an upscaled image left, right, up or down."""
+        return await self._follow_up(want_pan(direction), options)
+
+    async def vary_region(self, **options: Unpack[SubmitOptions]) -> Task:
+        """Vary (Region): the new task waits in MODAL for `client.modal(id, prompt=..., mask_base64=...)`."""
+        return await self._follow_up(want_vary_region(), options)
+
+    async def upscale_hd(self, style: UpscaleStyle = "subtle", **options: Unpack[SubmitOptions]) -> Task:
+        """Upscale (Subtle) or (Creative): the 2x upscale buttons of an upscaled image (v6/v7)."""
+        return await self._follow_up(want_upscale_hd(style), options)
+
+    async def _follow_up(self, want: Want, options: SubmitOptions) -> Task:
+        """Press the button `want` means; fetches first unless the handle already saw SUCCESS."""
+        parent = self._last
+        if parent is None or parent.status is not TaskStatus.SUCCESS:
+            parent = await self.fetch(timeout=options.get("timeout"))
+        return await self._client._press(self.id, resolve(want, parent), options)
+
+    async def download(self, path: str | os.PathLike[str] = ".", *, timeout: float | None = None) -> Path:
+        """Save the result image (fetched first unless SUCCESS was seen) to a file or directory."""
+        return await self._client.download(self, path, timeout=timeout)
+
     def _timed_out(self, timeout: float | None) -> WaitTimeoutError:
         last = self._last
         where = "no status yet"
@@ -163,7 +245,7 @@ class Task:
         )
 
 
-def _outcome(info: TaskInfo) -> TaskInfo:
+def _outcome(info: TaskInfo, pressed: CustomId | None) -> TaskInfo:
     """Return a SUCCESS snapshot; raise the typed error for FAILURE, CANCEL and MODAL."""
     if info.status is TaskStatus.SUCCESS:
         return info
@@ -171,6 +253,10 @@ def _outcome(info: TaskInfo) -> TaskInfo:
         raise TaskFailedError(f"task {info.id} failed: {info.fail_reason or 'no reason given'}", info)
     if info.status is TaskStatus.CANCEL:
         raise TaskCancelledError(f"task {info.id} was cancelled", info)
+    kind = modal_kind(info, pressed)
+    needs = {"remix": "an optional prompt", "vary_region": "mask_base64 and a prompt",
+             "custom_zoom": "a prompt with --zoom 1-2"}[kind]
     raise ActionRequiredError(
-        f"task {info.id} waits in MODAL for client.modal({info.id!r}, ...)", info
+        f"task {info.id} waits in MODAL ({kind}) for client.modal({info.id!r}, ...) with {needs}",
+        info, modal_kind=kind,
     )

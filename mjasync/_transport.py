@@ -32,6 +32,8 @@ from ._version import __version__
 __all__ = ["AuthStyle", "Config", "Decoder", "SessionHolder", "Transport", "as_json"]
 
 T = TypeVar("T")
+Consume = Callable[[aiohttp.ClientResponse], Awaitable[None]]
+"""Reads a successful response's body as it arrives (a download writing to disk)."""
 Decoder = Callable[[str, str, Any, bytes], T]
 """Turns (method, path, decoded JSON, raw body) into a result, or raises a typed error."""
 
@@ -176,12 +178,23 @@ class Transport:
 
     async def get_bytes(self, url: str, *, timeout: float | None = None) -> bytes:
         """GET an absolute URL (a result image) with this client's session and READ retries."""
+        chunks: list[bytes] = []
 
-        async def attempt() -> bytes:
-            status, raw, _ = await self._send("GET", url, "image", None, timeout, limit=None)
+        async def keep(response: aiohttp.ClientResponse) -> None:
+            chunks.clear()
+            chunks.append(await response.read())
+
+        await self.stream(url, keep, timeout=timeout)
+        return chunks[0]
+
+    async def stream(self, url: str, consume: Consume, *, timeout: float | None = None) -> None:
+        """GET an absolute URL and hand a successful response to `consume` (which reads its body
+        as it arrives), with READ retries: `consume` starts over on every attempt."""
+
+        async def attempt() -> None:
+            status, raw, _ = await self._send("GET", url, "image", None, timeout, limit=None, consume=consume)
             if status >= 400:
                 raise error_for_body("GET", "image", status, raw, None, retry_after=None)
-            return raw
 
         try:
             return await attempt()
@@ -237,7 +250,9 @@ class Transport:
         timeout: float | None,
         *,
         limit: int | None,
+        consume: Consume | None = None,
     ) -> tuple[int, bytes, float | None]:
+        """One request; the body is read whole, or handed to `consume` when the status is 2xx."""
         session = self.sessions.get()
         self.stats.requests += 1
         headers = self._headers if data is None else self._json_headers
@@ -249,6 +264,9 @@ class Transport:
             async with session.request(
                 method, url, data=data, headers=headers, timeout=client_timeout
             ) as response:
+                if consume is not None and response.status < 300:
+                    await consume(response)
+                    return response.status, b"", None
                 if limit is not None and (response.content_length or 0) > limit:
                     raise ResponseDecodeError(
                         f"{method} {path}: the answer is over {limit} bytes",

@@ -1,19 +1,23 @@
-"""The `mjasync` command: `demo` (offline, on the simulator) and `simulate` (a standalone fake)."""
+"""The `mjasync` command: `demo` (offline, on the simulator), `imagine` and `describe` (against the
+server in MJASYNC_BASE_URL / MJASYNC_API_KEY), and `simulate` (a standalone fake)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, cast
 
-from ._client import Client
+from ._client import DEFAULT_MAX_IN_FLIGHT, Client
 from ._exceptions import MjError
 from ._models import TaskInfo
+from ._task import DEFAULT_WAIT_TIMEOUT
+from ._transport import AUTH_STYLES, AuthStyle
 
 __all__ = ["main"]
 
@@ -97,13 +101,41 @@ def _display(total: int, plain: bool, as_json: bool) -> _Display:
     return _PlainDisplay(total, sys.stderr if as_json else sys.stdout)
 
 
+async def _run_job(
+    mj: Client,
+    display: _Display,
+    index: int,
+    prompt: str,
+    out: Path,
+    *,
+    timeout: float,
+    upscale: int | None = None,
+) -> dict[str, Any]:
+    """One imagine (then, with `upscale`, its U<n>) with live progress; saves the final image."""
+    record: dict[str, Any] = {"prompt": prompt}
+    try:
+        task = await mj.imagine(prompt)
+        record["id"] = task.id
+        info = await task.wait(timeout=timeout, on_progress=lambda i: display.update(index, i))
+        if upscale is not None:
+            display.update(index, info, f"U{upscale}")
+            task = await task.upscale(upscale)
+            record["upscale_id"] = task.id
+            info = await task.wait(timeout=timeout, on_progress=lambda i: display.update(index, i))
+        path = await mj.download(info, out / f"{index + 1:02d}-{task.id}.png", timeout=timeout)
+        record.update(status="SUCCESS", image=str(path))
+    except MjError as exc:
+        record.update(status="ERROR", error=f"{type(exc).__name__}: {exc}")
+        display.update(index, None, f"failed: {type(exc).__name__}")
+    return record
+
+
 async def _demo(jobs: int, out: Path, as_json: bool, plain: bool) -> int:
     from .testing import FakeProxy
 
     prompts = [DEMO_PROMPTS[i % len(DEMO_PROMPTS)] for i in range(jobs)]
     display = _display(jobs, plain, as_json)
     started = time.perf_counter()
-    results: list[dict[str, Any]] = []
     async with (
         FakeProxy(dialect="extended", job_seconds=2.0) as fake,
         Client(fake.url, fake.api_key, auth=fake.auth, poll_interval=1.0) as mj,
@@ -112,25 +144,12 @@ async def _demo(jobs: int, out: Path, as_json: bool, plain: bool) -> int:
         # callbacks, as real servers do, and the poller picks those jobs up.
         fake.faults.callback_drop_rate = CALLBACK_DROP_RATE
         await mj.callbacks.serve("127.0.0.1", 0)
-
-        async def run(index: int, prompt: str) -> None:
-            record: dict[str, Any] = {"prompt": prompt}
-            results.append(record)
-            try:
-                task = await mj.imagine(prompt)
-                record["id"] = task.id
-                info = await task.wait(timeout=60, on_progress=lambda i: display.update(index, i))
-                path = out / f"{index + 1:02d}-{task.id}.png"
-                path.write_bytes(await mj.read_image(info))
-                record.update(status="SUCCESS", image=str(path))
-            except MjError as exc:
-                record.update(status="ERROR", error=f"{type(exc).__name__}: {exc}")
-                display.update(index, None, f"failed: {type(exc).__name__}")
-
         for index, prompt in enumerate(prompts):
             display.add(index, prompt)
         try:
-            await asyncio.gather(*(run(i, p) for i, p in enumerate(prompts)))
+            results = await asyncio.gather(
+                *(_run_job(mj, display, i, p, out, timeout=60) for i, p in enumerate(prompts))
+            )
         finally:
             display.close()
         seconds = time.perf_counter() - started
@@ -165,6 +184,65 @@ async def _demo(jobs: int, out: Path, as_json: bool, plain: bool) -> int:
     return 1 if failed else 0
 
 
+async def _imagine(
+    prompts: Sequence[str], out: Path, *, upscale: int | None, auth: AuthStyle, timeout: float,
+    as_json: bool, plain: bool,
+) -> int:
+    """The demo's flow against a real server: every prompt (at most 10 at a time), then its upscale."""
+    display = _display(len(prompts), plain, as_json)
+    started = time.perf_counter()
+    limit = asyncio.Semaphore(DEFAULT_MAX_IN_FLIGHT)
+    async with Client(auth=auth) as mj:
+
+        async def run(index: int, prompt: str) -> dict[str, Any]:
+            async with limit:
+                return await _run_job(mj, display, index, prompt, out, timeout=timeout, upscale=upscale)
+
+        for index, prompt in enumerate(prompts):
+            display.add(index, prompt)
+        try:
+            results = await asyncio.gather(*(run(i, p) for i, p in enumerate(prompts)))
+        finally:
+            display.close()
+    failed = sum(1 for r in results if r["status"] != "SUCCESS")
+    seconds = time.perf_counter() - started
+    if as_json:
+        summary = {"jobs": len(prompts), "succeeded": len(prompts) - failed, "failed": failed,
+                   "seconds": round(seconds, 2), "out": str(out), "tasks": results}
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        for record in results:
+            if record["status"] != "SUCCESS":
+                print(f"error: {record['prompt']!r}: {record['error']}", file=sys.stderr)
+        print(f"{len(prompts)} jobs: {len(prompts) - failed} succeeded, {failed} failed in {seconds:.1f} s; "
+              f"images in {out}/")
+    return 1 if failed else 0
+
+
+async def _describe(
+    name: str, image: bytes, *, auth: AuthStyle, timeout: float, as_json: bool, plain: bool
+) -> int:
+    """Describe one image file and print the four prompts the server suggests."""
+    display = _display(1, plain, as_json)
+    display.add(0, name)
+    async with Client(auth=auth) as mj:
+        try:
+            task = await mj.describe(image)
+            info = await task.wait(timeout=timeout, on_progress=lambda i: display.update(0, i))
+        except MjError as exc:
+            display.update(0, None, f"failed: {type(exc).__name__}")
+            print(f"error: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            display.close()
+    prompts = [p.strip() for p in (info.final_prompt or "").split("\n\n") if p.strip()]
+    if as_json:
+        print(json.dumps({"id": info.id, "file": name, "prompts": prompts}, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(prompts))
+    return 0
+
+
 async def _simulate(port: int, dialect: str, job_seconds: float) -> None:
     from .testing import serve
 
@@ -179,6 +257,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("mjasync-demo"), help="where the PNGs go")
     demo.add_argument("--json", action="store_true", help="print a JSON summary instead of progress")
     demo.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument(
+        "--auth", choices=AUTH_STYLES, default=os.environ.get("MJASYNC_AUTH", "bearer"),
+        help="how the key is sent (default: $MJASYNC_AUTH, else bearer)",
+    )
+    server.add_argument("--timeout", type=float, default=DEFAULT_WAIT_TIMEOUT, help="seconds per job (900)")
+    server.add_argument("--json", action="store_true", help="print JSON instead of progress")
+    server.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    imagine = commands.add_parser(
+        "imagine", parents=[server], help="imagine jobs on $MJASYNC_BASE_URL with $MJASYNC_API_KEY"
+    )
+    imagine.add_argument("prompts", nargs="+", metavar="PROMPT")
+    imagine.add_argument("--upscale", type=int, choices=range(1, 5), metavar="N", help="then upscale image N")
+    imagine.add_argument("--out", type=Path, default=Path("."), help="where the PNGs go (default .)")
+    describe = commands.add_parser("describe", parents=[server], help="four prompts that describe an image")
+    describe.add_argument("file", type=Path, metavar="FILE")
     simulate = commands.add_parser("simulate", help="run the simulator on a local port until Ctrl-C")
     simulate.add_argument("--port", type=int, default=8080)
     simulate.add_argument("--dialect", choices=("reference", "extended", "relay"), default="reference")
@@ -195,9 +289,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             args.out.mkdir(parents=True, exist_ok=True)
             return asyncio.run(_demo(args.jobs, args.out, args.json, args.plain))
+        if args.command == "imagine":
+            return asyncio.run(
+                _imagine(
+                    args.prompts, args.out, upscale=args.upscale, auth=cast(AuthStyle, args.auth),
+                    timeout=args.timeout, as_json=args.json, plain=args.plain,
+                )
+            )
+        if args.command == "describe":
+            image = args.file.read_bytes()
+            return asyncio.run(
+                _describe(
+                    str(args.file), image, auth=cast(AuthStyle, args.auth), timeout=args.timeout,
+                    as_json=args.json, plain=args.plain,
+                )
+            )
         asyncio.run(_simulate(args.port, args.dialect, args.job_seconds))
     except KeyboardInterrupt:
         return 130
+    except (MjError, OSError) as exc:  # configuration (no base URL), an unreadable file
+        print(f"mjasync {args.command}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

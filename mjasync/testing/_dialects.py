@@ -40,7 +40,21 @@ DIALECTS: Final[Mapping[str, Dialect]] = {
         "任务超时",
         (23, "队列已满，请稍后尝试"),
         {"discordInstanceId": "1118138338562560102"},
-        frozenset({"/mj/submit/action", "/mj/submit/modal", "/mj/task/list-by-ids"}),
+        frozenset(
+            {
+                "/mj/submit/action",
+                "/mj/submit/modal",
+                "/mj/submit/shorten",
+                "/mj/submit/upload-discord-images",
+                "/mj/submit/edits",
+                "/mj/submit/retexture",
+                "/mj/submit/video",
+                "/mj/insight-face/swap",
+                "/mj/task/list-by-ids",
+                "/mj/task/{id}/image-seed",
+                "/mj/task/{id}/cancel",
+            }
+        ),
     ),
     "extended": Dialect(
         "extended",
@@ -60,6 +74,16 @@ DIALECTS: Final[Mapping[str, Dialect]] = {
         "上游任务超时（超过1小时）",
         (23, "队列已满，请稍后尝试"),
         {"discordChannelId": "1300842676874379336", "discordInstanceId": "1572398367386955776"},
-        frozenset({"/mj/task/list-by-ids", "/mj/task/list", "/mj/task/queue"}),
+        frozenset(
+            {
+                "/mj/task/list-by-ids",
+                "/mj/task/list",
+                "/mj/task/queue",
+                "/mj/task/{id}/cancel",
+                "/mj/submit/edits",  # relays may add these later (protocol.md section 6)
+                "/mj/submit/retexture",
+                "/mj/submit/video",
+            }
+        ),
     ),
 }

@@ -24,12 +24,22 @@ _GRID_BUTTONS: Final = (
     *((f"MJ::JOB::variation::{i}::{{}}", "", f"V{i}") for i in range(1, 5)),
 )
 _UPSCALE_BUTTONS: Final = (
+    ("MJ::JOB::upsample_v6_2x_subtle::1::{}::SOLO", "", "Upscale (Subtle)"),
+    ("MJ::JOB::upsample_v6_2x_creative::1::{}::SOLO", "", "Upscale (Creative)"),
     ("MJ::JOB::low_variation::1::{}::SOLO", "🪄", "Vary (Subtle)"),
     ("MJ::JOB::high_variation::1::{}::SOLO", "🪄", "Vary (Strong)"),
     ("MJ::Inpaint::1::{}::SOLO", "🖌️", "Vary (Region)"),
     ("MJ::Outpaint::50::1::{}::SOLO", "🔍", "Zoom Out 2x"),
+    ("MJ::Outpaint::75::1::{}::SOLO", "🔍", "Zoom Out 1.5x"),
     ("MJ::CustomZoom::{}", "🔍", "Custom Zoom"),
+    ("MJ::JOB::pan_left::1::{}::SOLO", "⬅️", ""),
+    ("MJ::JOB::pan_right::1::{}::SOLO", "➡️", ""),
+    ("MJ::JOB::pan_up::1::{}::SOLO", "⬆️", ""),
+    ("MJ::JOB::pan_down::1::{}::SOLO", "⬇️", ""),
 )
+_UPSCALED: Final = frozenset({"UPSCALE", "UPSCALE_HD"})
+VIDEO_ACTIONS: Final = frozenset({"VIDEO", "VIDEO_EXTEND"})
+_NO_BUTTONS: Final = frozenset({"DESCRIBE", "SHORTEN", "SWAP_FACE", "EDIT", "RETEXTURE"} | VIDEO_ACTIONS)
 
 
 def now_ms() -> int:
@@ -55,6 +65,8 @@ class FakeJob:
     bot_type: str = "MID_JOURNEY"
     mode: str = "FAST"
     parent_id: str | None = None
+    custom_id: str = ""
+    """The button pressed to create this job (actions only)."""
     final_prompt: str = ""
     submit_text: str = ""
     fails: bool = False
@@ -77,6 +89,11 @@ class FakeJob:
         return None if self.step < 0 else f"{STEPS[self.step]}%"
 
     @property
+    def seed(self) -> str:
+        """The image seed image-seed answers, derived from the job's hash."""
+        return str(int(self.hash[:8], 16))
+
+    @property
     def image_url(self) -> str | None:
         """The fake's own PNG route: a preview while running, the result on SUCCESS."""
         url = f"{self.base_url}/mj/image/{self.id}"
@@ -87,9 +104,9 @@ class FakeJob:
     @property
     def buttons(self) -> list[dict[str, Any]]:
         """The buttons a SUCCESS shows (computed, so 10,000 jobs stay small)."""
-        if self.status != "SUCCESS" or self.action == "DESCRIBE":
+        if self.status != "SUCCESS" or self.action in _NO_BUTTONS:
             return []
-        specs = _UPSCALE_BUTTONS if self.action == "UPSCALE" else _GRID_BUTTONS
+        specs = _UPSCALE_BUTTONS if self.action in _UPSCALED else _GRID_BUTTONS
         return [
             {"customId": c.format(self.hash), "emoji": e, "label": label, "type": 2, "style": 2}
             for c, e, label in specs
@@ -101,6 +118,8 @@ class FakeJob:
         properties.update(self.dialect.instance)
         if self.notify_hook:
             properties["notifyHook"] = self.notify_hook
+        if self.custom_id and self.dialect.name == "extended":
+            properties["custom_id"] = self.custom_id
         task: dict[str, Any] = {
             "id": self.id,
             "action": self.action,
@@ -136,6 +155,9 @@ class FakeJob:
                 displays={"status": self.status},
                 useTime=used,
             )
+            if self.action in VIDEO_ACTIONS and url:
+                video = f"https://cdn.midjourney.com/video/{self.hash}/0.mp4"
+                task.update(videoUrl=video, videoUrls=[{"url": video}])
             return task
         task = {k: "" if v is None else v for k, v in task.items()}
         task.update(
@@ -145,7 +167,7 @@ class FakeJob:
             finishTime=self.finish_time or 0,
             properties={"finalPrompt": self.final_prompt, "finalZhPrompt": ""},
             buttons=self.buttons,
-            customId="",
+            customId=self.custom_id,
             botType="",
             maskBase64="",
             mode=self.mode,
@@ -177,18 +199,33 @@ class JobBoard:
         self._due: list[tuple[float, int, FakeJob]] = []
         self._order = itertools.count()
         self._waiting: deque[FakeJob] = deque()
-        self._running = 0
+        self._running: set[FakeJob] = set()
 
     def admit(self, job: FakeJob) -> int | None:
         """Take a running slot (0) or a waiting place (its 1-based position); None = queue full."""
-        if self._concurrency is None or self._running < self._concurrency:
-            self._running += 1
-            self._schedule(job, time.monotonic())
+        if self._has_slot():
+            self._run(job, time.monotonic())
             return 0
         if len(self._waiting) >= self._queue_size:
             return None
         self._waiting.append(job)
         return len(self._waiting)
+
+    def cancel(self, job: FakeJob, reason: str) -> bool:
+        """End an unfinished job in FAILURE with `reason` (the extended server's cancel); False if done."""
+        if job.status in TERMINAL:
+            return False
+        if job in self._waiting:
+            self._waiting.remove(job)
+        self._finish(job, time.monotonic(), reason)
+        return True
+
+    def _has_slot(self) -> bool:
+        return self._concurrency is None or len(self._running) < self._concurrency
+
+    def _run(self, job: FakeJob, due: float) -> None:
+        self._running.add(job)
+        self._schedule(job, due)
 
     async def run(self, tick: float) -> None:
         """The ticker: every `tick` seconds advance the jobs that are due (only those)."""
@@ -206,6 +243,8 @@ class JobBoard:
         heapq.heappush(self._due, (due, next(self._order), job))
 
     def _step(self, job: FakeJob, due: float) -> None:
+        if job.status in TERMINAL:  # cancelled while a step was pending
+            return
         if job.timeout_at is not None and due >= job.timeout_at:
             self._finish(job, due, self._timeout_text)
             return
@@ -229,8 +268,7 @@ class JobBoard:
     def _finish(self, job: FakeJob, due: float, fail_reason: str | None) -> None:
         job.status = "SUCCESS" if fail_reason is None else "FAILURE"
         job.fail_reason, job.finish_time = fail_reason, now_ms()
-        self._running -= 1
+        self._running.discard(job)
         self._on_change(job)
-        if self._waiting:
-            self._running += 1
-            self._schedule(self._waiting.popleft(), due)
+        while self._waiting and self._has_slot():
+            self._run(self._waiting.popleft(), due)

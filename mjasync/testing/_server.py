@@ -25,7 +25,7 @@ from aiohttp.typedefs import Handler
 from ._callbacks import CallbackSender
 from ._dialects import DIALECTS, LIST_ROUTES, DialectName
 from ._faults import Fault, Faults
-from ._jobs import STEPS, TERMINAL, FakeJob, JobBoard, now_ms
+from ._jobs import STEPS, TERMINAL, VIDEO_ACTIONS, FakeJob, JobBoard, now_ms
 from ._png import grid_png
 from ._stats import FakeStats, RecordedRequest
 
@@ -37,13 +37,28 @@ _BEFORE_HANDLER: Final = frozenset(
 )
 _CHILD_ACTIONS: Final = (
     ("MJ::JOB::upsample::", "UPSCALE"),
+    ("MJ::JOB::upsample_", "UPSCALE_HD"),
     ("MJ::JOB::reroll::", ""),  # the parent's action
+    ("MJ::JOB::pan_", "PAN"),
     ("MJ::Inpaint::", "VARIATION"),
     ("MJ::Outpaint::", "ZOOM"),
     ("MJ::CustomZoom::", "ZOOM"),
     ("MJ::JOB::", "VARIATION"),  # variation, low_variation, high_variation
 )
+_RELAY_ACTIONS: Final = {"MJ::Inpaint::": "INPAINT", "MJ::CustomZoom::": "CUSTOM_ZOOM"}
+"""Relays name the always-modal children by their own actions (protocol.md 12.3)."""
 _MODAL_BUTTONS: Final = ("MJ::Inpaint::", "MJ::CustomZoom::")
+"""Buttons whose task always waits in MODAL; relays keep their code 21."""
+_REMIX_BUTTONS: Final = (
+    "MJ::JOB::variation::",
+    "MJ::JOB::low_variation::",
+    "MJ::JOB::high_variation::",
+    "MJ::JOB::reroll::",
+    "MJ::JOB::pan_",
+)
+"""Buttons whose task waits in MODAL when remix mode is on."""
+_PUBLIC_PREFIXES: Final = ("/mj/image/", "/attachments/")
+"""Routes served without a key (result images, uploads), like the CDN links they stand for."""
 _DESCRIPTION: Final = "\n\n".join(
     f"{n} a simulated picture, flat colour blocks, {style} --ar 1:1"
     for n, style in zip(("1️⃣", "2️⃣", "3️⃣", "4️⃣"), ("minimal", "bauhaus", "pop art", "tiles"), strict=True)
@@ -103,14 +118,28 @@ def _redacted(request: web.Request) -> Mapping[str, str]:
     return headers
 
 
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def _shortened(prompt: str) -> str:
+    """A shorten analysis in the markdown shape Midjourney answers with."""
+    words = prompt.split()
+    options = [" ".join(words[: max(1, len(words) * n // 5)]) for n in range(5, 0, -1)]
+    numbers = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
+    return "**IMPORTANT TOKENS**\n" + ", ".join(words) + "\n\n**SHORTENED PROMPTS**\n" + "\n".join(
+        f"{n} {option}" for n, option in zip(numbers, options, strict=True)
+    )
+
+
 def _route_group(path: str) -> str:
-    if path.startswith("/mj/submit/"):
+    if path.startswith(("/mj/submit/", "/mj/insight-face/")):
         return "submit"
     if path.endswith("/fetch"):
         return "fetch"
     if path in LIST_ROUTES:
         return "list"
-    return "image" if path.startswith("/mj/image/") else "task_list"
+    return "image" if path.startswith(_PUBLIC_PREFIXES) else "task_list"
 
 
 def _abort(request: web.Request) -> web.Response:
@@ -143,6 +172,8 @@ class FakeProxy:
         stuck_words: Sequence[str] = ("STUCKJOB",),
         server_timeout: float | None = None,
         list_by_condition: bool = True,
+        remix: bool = False,
+        save_lag: float = 0.0,
         seed: int | None = None,
     ) -> None:
         if dialect not in DIALECTS:
@@ -162,6 +193,13 @@ class FakeProxy:
         self._host, self._port = host, port
         self._banned, self._fail, self._stuck = tuple(banned_words), tuple(fail_words), tuple(stuck_words)
         self._missing = self._d.missing | (frozenset() if list_by_condition else LIST_ROUTES)
+        self.remix = remix
+        """Remix mode: variation, reroll and pan tasks wait in MODAL for `/submit/modal`."""
+        self.save_lag = save_lag
+        """Seconds after a job finishes during which actions on it still answer "parent not
+        ready" (code 4), like servers whose SUCCESS is saved asynchronously."""
+        self.uploads: dict[str, bytes] = {}
+        """Images received by upload-discord-images, by file name (served under `/attachments/`)."""
         clock = job_seconds / time_scale
         self._tick = min(max(clock / len(STEPS), 0.002), 0.25)
         self._board = JobBoard(
@@ -210,12 +248,21 @@ class FakeProxy:
             ("POST", "/mj/submit/modal", self._modal),
             ("POST", "/mj/submit/change", self._change),
             ("POST", "/mj/submit/simple-change", self._simple_change),
+            ("POST", "/mj/submit/shorten", self._shorten),
+            ("POST", "/mj/submit/upload-discord-images", self._upload),
+            ("POST", "/mj/submit/edits", functools.partial(self._image_job, "EDIT")),
+            ("POST", "/mj/submit/retexture", functools.partial(self._image_job, "RETEXTURE")),
+            ("POST", "/mj/submit/video", self._video),
+            ("POST", "/mj/insight-face/swap", self._swap_face),
             ("GET", "/mj/task/{id}/fetch", self._fetch),
+            ("GET", "/mj/task/{id}/image-seed", self._image_seed),
+            ("POST", "/mj/task/{id}/cancel", self._cancel),
             ("POST", "/mj/task/list-by-condition", self._list_by_ids),
             ("POST", "/mj/task/list-by-ids", self._list_by_ids),
             ("GET", "/mj/task/list", self._task_list),
             ("GET", "/mj/task/queue", self._task_queue),
             ("GET", "/mj/image/{id}", self._image),
+            ("GET", "/attachments/{name}", self._attachment),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, path, handler)
@@ -290,7 +337,7 @@ class FakeProxy:
             return self._fault_response(request, fault)
         if path in self._missing:
             response = web.Response(status=404, text="404 page not found" if self._relay else None)
-        elif not path.startswith("/mj/image/") and not self._authorized(request):
+        elif not path.startswith(_PUBLIC_PREFIXES) and not self._authorized(request):
             response = self._unauthorized()
         else:
             try:
@@ -402,6 +449,7 @@ class FakeProxy:
         *,
         final_prompt: str | None = None,
         parent: FakeJob | None = None,
+        custom_id: str = "",
         modal: bool = False,
     ) -> web.Response:
         state = body.get("state")
@@ -420,13 +468,16 @@ class FakeProxy:
             bot_type="NIJI_JOURNEY" if "NIJI" in _text(body, "botType").upper() else "MID_JOURNEY",
             mode=next((m for m in ("RELAX", "TURBO") if m in segment), "FAST"),
             parent_id=parent.id if parent is not None else None,
+            custom_id=custom_id,
             final_prompt=prompt if final_prompt is None else final_prompt,
             fails=_word_in(prompt, self._fail) is not None,
             stuck=_word_in(prompt, self._stuck) is not None,
         )
         if modal:
             job.status = "MODAL"
-            answer = self._accepted(job, 21, "Waiting for window confirm", finalPrompt=prompt, remix=True)
+            # Relays turn 21 into 1, except for Vary Region and Custom Zoom (protocol.md section 1).
+            code = 1 if self._relay and not custom_id.startswith(_MODAL_BUTTONS) else 21
+            answer = self._accepted(job, code, "Waiting for window confirm", finalPrompt=prompt, remix=True)
         else:
             answer = self._start(job)
         self._board.jobs[job.id] = job
@@ -448,21 +499,29 @@ class FakeProxy:
         self, request: web.Request, body: Mapping[str, Any], parent: FakeJob, custom_id: str
     ) -> web.Response:
         """Create the child job of pressing button `custom_id` on `parent`."""
-        if parent.status != "SUCCESS":
-            raise self._error(4, "关联任务状态错误")
+        if parent.status != "SUCCESS" or self._saving(parent):
+            raise self._error(4, "task_status_not_success" if self._relay else "关联任务状态错误")
         button = next((b for b in parent.buttons if b["customId"] == custom_id), None)
         if button is None:
-            raise self._error(4, "未知的 Action 类型")
+            raise self._error(4, f"unknown_action:{custom_id}" if self._relay else "未知的 Action 类型")
         action = next(a for prefix, a in _CHILD_ACTIONS if custom_id.startswith(prefix))
+        if self._relay:
+            action = next((a for p, a in _RELAY_ACTIONS.items() if custom_id.startswith(p)), action)
         return self._create(
             request,
             body,
             action or parent.action,
             parent.prompt,
-            f"/up {parent.id} {button['label'] or 'R'}",
+            f"/up {parent.id} {button['label'] or button['emoji'] or 'R'}",
             parent=parent,
-            modal=custom_id.startswith(_MODAL_BUTTONS),
+            custom_id=custom_id,
+            modal=custom_id.startswith(_MODAL_BUTTONS)
+            or (self.remix and custom_id.startswith(_REMIX_BUTTONS)),
         )
+
+    def _saving(self, job: FakeJob) -> bool:
+        """True while a finished job is inside `save_lag` (actions on it still fail)."""
+        return job.finish_time is not None and now_ms() - job.finish_time < self.save_lag * 1000
 
     def _change_to(
         self, request: web.Request, body: Mapping[str, Any], parent: FakeJob, action: str, index: str
@@ -482,9 +541,7 @@ class FakeProxy:
 
     async def _imagine(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        prompt = _text(body, "prompt")
-        if not prompt.strip():
-            raise self._error(4, "prompt_is_required" if self._relay else "prompt不能为空")
+        prompt = self._prompt(body)
         images = body.get("base64Array") or []
         if not isinstance(images, list) or not all(map(_is_data_url, images)):
             raise self._error(4, "base64格式错误")
@@ -504,14 +561,75 @@ class FakeProxy:
 
     async def _describe(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        if not _is_data_url(body.get("base64")):
+        link = self.dialect == "extended" and _is_url(body.get("link"))  # ext also takes a URL
+        if not (_is_data_url(body.get("base64")) or link):
             raise self._error(4, "base64格式错误")
         return self._create(request, body, "DESCRIBE", "", "/describe", final_prompt=_DESCRIPTION)
 
+    async def _shorten(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        prompt = self._prompt(body)
+        analysis = _shortened(prompt)
+        return self._create(request, body, "SHORTEN", prompt, f"/shorten {prompt}", final_prompt=analysis)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """upload-discord-images: no task, `result` is one URL per image (served by this fake)."""
+        images = (await self._body(request)).get("base64Array")
+        if not isinstance(images, list) or not images or not all(map(_is_data_url, images)):
+            raise self._error(4, "base64格式错误")
+        urls = []
+        for image in images:
+            name = f"{uuid.UUID(int=self._rng.getrandbits(128), version=4)}.png"
+            self.uploads[name] = base64.b64decode(image.split(",", 1)[1])
+            urls.append(f"{self.url}/attachments/{name}")
+        return _json({"code": 1, "description": self._d.accepted, "result": urls, "properties": {}})
+
+    async def _image_job(self, action: str, request: web.Request) -> web.Response:
+        """edits and retexture: a prompt and one image (a data URL or an http(s) URL)."""
+        body = await self._body(request)
+        prompt = self._prompt(body)
+        if not (_is_data_url(body.get("image")) or _is_url(body.get("image"))):
+            raise self._error(4, "base64格式错误")
+        return self._create(request, body, action, prompt, f"/{action.lower()} {prompt}")
+
+    async def _video(self, request: web.Request) -> web.Response:
+        """A video from a start image, or (`action: extend`) a longer one of a finished video job."""
+        body = await self._body(request)
+        prompt = self._prompt(body)
+        if body.get("motion", "low") not in ("low", "high"):
+            raise self._error(4, "motion参数错误")
+        if body.get("action") == "extend":
+            parent = self._parent(_task_id(body.get("taskId")))
+            if parent.action not in VIDEO_ACTIONS or parent.status != "SUCCESS":
+                raise self._error(4, "关联任务状态错误")
+            if body.get("index") not in (0, 1, 2, 3):
+                raise self._error(4, "index参数错误")
+            description = f"/video extend {parent.id} {body['index']}"
+            return self._create(request, body, "VIDEO_EXTEND", prompt, description, parent=parent)
+        if not (_is_data_url(body.get("image")) or _is_url(body.get("image"))):
+            raise self._error(4, "base64格式错误")
+        return self._create(request, body, "VIDEO", prompt, f"/video {prompt}")
+
+    def _prompt(self, body: Mapping[str, Any]) -> str:
+        prompt = _text(body, "prompt")
+        if not prompt.strip():
+            raise self._error(4, "prompt_is_required" if self._relay else "prompt不能为空")
+        return prompt
+
+    async def _swap_face(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        for side in ("source", "target"):
+            if not (_is_data_url(body.get(f"{side}Base64")) or _is_url(body.get(f"{side}Url"))):
+                raise self._error(4, "base64格式错误")
+        return self._create(request, body, "SWAP_FACE", "", "/swap_face")
+
     async def _action(self, request: web.Request) -> web.Response:
         body = await self._body(request)
+        custom_id = _text(body, "customId")
+        if self._relay and not custom_id:
+            raise self._error(4, "custom_id_is_required")
         parent = self._parent(_task_id(body.get("taskId")))
-        return self._press(request, body, parent, _text(body, "customId"))
+        return self._press(request, body, parent, custom_id)
 
     async def _modal(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -527,9 +645,11 @@ class FakeProxy:
 
     async def _change(self, request: web.Request) -> web.Response:
         body = await self._body(request)
+        index = body.get("index")
+        if self._relay and index is None:  # relays require an index, even for REROLL
+            raise self._error(4, "index_is_required")
         parent = self._parent(_task_id(body.get("taskId")))
-        index = _task_id(body.get("index"))
-        return self._change_to(request, body, parent, _text(body, "action"), index)
+        return self._change_to(request, body, parent, _text(body, "action"), _task_id(index))
 
     async def _simple_change(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -546,6 +666,23 @@ class FakeProxy:
         if self.dialect == "reference":
             return web.Response()
         raise self._error(3, "task_no_found" if self._relay else "任务不存在", status=404)
+
+    async def _image_seed(self, request: web.Request) -> web.Response:
+        job = self._known(request.match_info["id"])
+        if job.status != "SUCCESS":
+            raise self._error(3, "未找到 seed")
+        return _json({"code": 1, "description": "成功", "result": job.seed, "properties": {}})
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        """The extended server's admin cancel: an empty 200; the job ends in FAILURE `取消任务`."""
+        self._board.cancel(self._known(request.match_info["id"]), "取消任务")
+        return web.Response()
+
+    def _known(self, task_id: str) -> FakeJob:
+        job = self._board.jobs.get(task_id)
+        if job is None:
+            raise self._error(3, "task_not_found" if self._relay else "任务不存在", status=404)
+        return job
 
     async def _list_by_ids(self, request: web.Request) -> web.Response:
         ids = (await self._body(request)).get("ids")
@@ -570,6 +707,12 @@ class FakeProxy:
         if job is None:
             return web.Response(status=404)
         return web.Response(body=grid_png(job.hash), content_type="image/png")
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        image = self.uploads.get(request.match_info["name"])
+        if image is None:
+            return web.Response(status=404)
+        return web.Response(body=image, content_type="image/png")
 
 
 async def serve(port: int, *, dialect: str = "reference", host: str = "127.0.0.1", **kwargs: Any) -> None:

@@ -250,3 +250,11 @@ async def test_a_garbled_read_is_read_again(http: MockedHTTP, client: mjasync.Cl
     http.get(BASE_URL + "/mj/task/1/fetch", payload=task_json("1", "SUCCESS", "100%"))
     assert (await client.fetch("1")).succeeded
     assert client.stats.retries == 1
+
+
+async def test_a_new_wait_right_after_the_last_one_ended_is_polled(http: MockedHTTP) -> None:
+    http.post(LIST, callback=Script({"1": [task_json("1", "SUCCESS", "100%")], "2": [task_json("2", "SUCCESS", "100%")]}),
+              repeat=True)
+    async with mjasync.Client(BASE_URL, API_KEY, **{**FAST, "poll_interval": 0.05}) as mj:
+        await mj.task("1").wait(timeout=2)  # its waiter leaves while the poller sleeps...
+        assert (await mj.task("2").wait(timeout=2)).succeeded  # ...and this one joins at once

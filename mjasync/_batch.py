@@ -1,0 +1,143 @@
+"""`imagine_many`: a bounded number of jobs in flight, queue-full backoff, results as they finish."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Final
+
+from ._exceptions import APIError, MjError, ProxyResultError, QueueFullError, RateLimitError
+from ._models import BatchResult, ClientStats
+from ._retry import MAX_BACKOFF_FACTOR, _log_retry
+
+if TYPE_CHECKING:
+    from ._task import Task
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "run_batch"]
+
+DEFAULT_MAX_IN_FLIGHT: Final = 10
+"""Jobs `imagine_many` keeps submitted but unfinished by default (an account runs 3 and queues 10)."""
+
+
+def _server_full(exc: BaseException) -> bool:
+    """Refusals that prove nothing was created: queue full (23, 9/4 texts), 429, relay code 30."""
+    if not isinstance(exc, APIError) or exc.job_created is not False:
+        return False
+    return isinstance(exc, QueueFullError | RateLimitError) or (
+        isinstance(exc, ProxyResultError) and exc.code == 30
+    )
+
+
+class _Gate:
+    """How many of a batch's jobs may be in flight (submitting, or accepted and unfinished).
+
+    At most `maximum`; a queue-full answer cuts the limit to what the server holds for us now,
+    and a job the server started at once (code 1, no queue position) raises it by one again.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = self.limit = maximum
+        self.in_flight = 0
+        self._changed = asyncio.Condition()
+
+    async def enter(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+
+    async def leave(self, *, refused: bool = False) -> None:
+        async with self._changed:
+            self.in_flight -= 1
+            if refused:
+                self.limit = max(1, min(self.limit, self.in_flight))
+            self._changed.notify()
+
+    async def grow(self) -> None:
+        async with self._changed:
+            if self.limit < self.maximum:
+                self.limit += 1
+                self._changed.notify()
+
+
+async def run_batch(
+    prompts: Sequence[str],
+    submit: Callable[[str], Awaitable[Task]],
+    *,
+    max_in_flight: int,
+    timeout: float | None,
+    backoff: float,
+    stats: ClientStats,
+) -> AsyncGenerator[BatchResult, None]:
+    """Yield one BatchResult per prompt as each job ends, with at most `max_in_flight` jobs
+    submitted but unfinished. Closing the generator stops submitting and cancels every wait."""
+    import tenacity  # here, not at the top: `import mjasync` stays light
+
+    loop = asyncio.get_running_loop()
+    queue_full_wait = tenacity.wait_fixed(backoff) + tenacity.wait_random_exponential(
+        multiplier=backoff, max=backoff * MAX_BACKOFF_FACTOR
+    )
+    gate = _Gate(max_in_flight)
+
+    async def enter_and_submit(prompt: str) -> Task:
+        """Take a place at the gate and submit; a refusal gives the place back (and cuts the limit)."""
+        await gate.enter()
+        try:
+            task = await submit(prompt)
+        except BaseException as exc:
+            await gate.leave(refused=_server_full(exc))
+            raise
+        accepted = task.submit_result
+        if accepted is not None and accepted.code == 1 and accepted.queue_position is None:
+            await gate.grow()
+        return task
+
+    async def submit_when_room(prompt: str, deadline: float | None) -> Task:
+        """Submit; while the server is full (nothing created), wait and submit the same prompt again."""
+        stop = tenacity.stop_never if deadline is None else tenacity.stop_before_delay(deadline - loop.time())
+        async for attempt in tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(_server_full),
+            wait=queue_full_wait,
+            stop=stop,
+            before_sleep=functools.partial(_log_retry, stats),
+            reraise=True,
+        ):
+            with attempt:
+                return await enter_and_submit(prompt)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def one(index: int, prompt: str) -> BatchResult:
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            task = await submit_when_room(prompt, deadline)
+        except MjError as exc:
+            return BatchResult(index, prompt, error=exc)
+        try:
+            info = await task.wait(timeout=None if deadline is None else max(0.0, deadline - loop.time()))
+            return BatchResult(index, prompt, info=info, task_id=task.id)
+        except MjError as exc:
+            return BatchResult(index, prompt, error=exc, task_id=task.id)
+        finally:
+            await gate.leave()
+
+    pending = iter(enumerate(prompts))  # shared by the workers: each prompt is taken exactly once
+    results: asyncio.Queue[BatchResult | Exception] = asyncio.Queue()
+
+    async def worker() -> None:
+        try:
+            for index, prompt in pending:
+                await results.put(await one(index, prompt))
+        except Exception as exc:  # not an MjError: a bug the consumer must see
+            await results.put(exc)
+
+    workers = [loop.create_task(worker()) for _ in range(min(max_in_flight, len(prompts)))]
+    try:
+        for _ in prompts:
+            item = await results.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
