@@ -201,7 +201,8 @@ class FakeProxy:
         self.uploads: dict[str, bytes] = {}
         """Images received by upload-discord-images, by file name (served under `/attachments/`)."""
         clock = job_seconds / time_scale
-        self._tick = min(max(clock / len(STEPS), 0.002), 0.25)
+        # A short tick spreads completions (and their callbacks) as a real server does, not in bursts.
+        self._tick = min(max(clock / len(STEPS), 0.002), 0.02)
         self._board = JobBoard(
             step_seconds=clock / (len(STEPS) - 1),
             server_timeout=None if server_timeout is None else server_timeout / time_scale,
