@@ -28,6 +28,8 @@ from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any, Final
 
+import mjasync
+
 HOST: Final = "127.0.0.1"
 API_KEY: Final = "sk-bench-key"
 ACCEPTED: Final = frozenset({1, 21, 22})
@@ -357,6 +359,17 @@ def report_ratio(
     figure(f"{prefix}.sdk_server_busy", statistics.median(r.server_busy for r in sdk), "core")
     targets.check(f"{prefix}.ratio", ratio, ">=", target)
     targets.check(f"{prefix}.ratio", ratio, ">=", also, primary=False, why="design.md section 9")
+
+
+async def submit_all(mj: mjasync.Client, n: int) -> list[mjasync.Task]:
+    """Submit `n` imagine jobs, 64 at a time (the set-up of the polling and memory benchmarks)."""
+    limit = asyncio.Semaphore(64)
+
+    async def one(index: int) -> mjasync.Task:
+        async with limit:
+            return await mj.imagine(f"bench job {index}")
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
 
 
 def raw_headers() -> dict[str, str]:

@@ -25,7 +25,7 @@ import resource
 import tracemalloc
 from collections.abc import Sequence
 
-from _common import BenchError, ServerProcess, Targets, figure, note, run
+from _common import BenchError, ServerProcess, Targets, figure, note, run, submit_all
 
 import mjasync
 
@@ -35,16 +35,6 @@ PAGE = resource.getpagesize()
 def rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE
-
-
-async def submit_all(mj: mjasync.Client, n: int) -> list[mjasync.Task]:
-    limit = asyncio.Semaphore(64)
-
-    async def one(index: int) -> mjasync.Task:
-        async with limit:
-            return await mj.imagine(f"bench job {index}")
-
-    return await asyncio.gather(*(one(i) for i in range(n)))
 
 
 async def start_waits(

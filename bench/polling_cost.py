@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
-from _common import BenchError, ServerProcess, Targets, figure, run
+from _common import BenchError, ServerProcess, Targets, figure, run, submit_all
 
 import mjasync
 
@@ -48,16 +48,6 @@ class PollRun:
     wall: float
     server_requests: int = 0
     max_batch: int = 0
-
-
-async def submit_all(mj: mjasync.Client, n: int) -> list[mjasync.Task]:
-    limit = asyncio.Semaphore(64)
-
-    async def one(index: int) -> mjasync.Task:
-        async with limit:
-            return await mj.imagine(f"bench job {index}")
-
-    return await asyncio.gather(*(one(i) for i in range(n)))
 
 
 async def sdk_wait(mj: mjasync.Client, tasks: Sequence[mjasync.Task], deadline: float) -> PollRun:
