@@ -41,9 +41,8 @@ async def upscaled(fake: FakeProxy, mj: mjasync.Client) -> mjasync.Task:
     return child
 
 
-def needs_buttons(fake: FakeProxy) -> None:
-    if fake.dialect == "reference":
-        pytest.skip("the reference server shows no buttons (covered by test_reference_refuses_...)")
+# The reference server shows no buttons (test_reference_refuses_buttons_it_does_not_show).
+WITH_BUTTONS = pytest.mark.parametrize("fake", ["extended", "relay"], indirect=True)
 
 
 # --- U / V / reroll: action where the server has it, change on the reference server ---
@@ -112,6 +111,7 @@ async def test_action_by_custom_id_works_everywhere(fake: FakeProxy, mj: mjasync
         (lambda t: t.upscale_hd("creative"), "MJ::JOB::upsample_v6_2x_creative::1::", "UPSCALE_HD"),
     ],
 )
+@WITH_BUTTONS
 async def test_upscaled_helpers_round_trip(
     fake: FakeProxy,
     mj: mjasync.Client,
@@ -119,7 +119,6 @@ async def test_upscaled_helpers_round_trip(
     prefix: str,
     action: str,
 ) -> None:
-    needs_buttons(fake)
     parent = await upscaled(fake, mj)
     info = await (await press(parent)).wait(timeout=10)
     assert info.action.value == action
@@ -127,9 +126,8 @@ async def test_upscaled_helpers_round_trip(
     assert body == {"taskId": parent.id, "customId": f"{prefix}{fake.jobs[parent.id].hash}::SOLO"}
 
 
+@pytest.mark.parametrize("fake", ["reference"], indirect=True)
 async def test_reference_refuses_buttons_it_does_not_show(fake: FakeProxy, mj: mjasync.Client) -> None:
-    if fake.dialect != "reference":
-        pytest.skip("reference only")
     parent = await upscaled(fake, mj)
     sent = len(fake.requests)
     for press in (parent.zoom(2), parent.pan("down"), parent.vary_region(), parent.upscale(1)):
@@ -150,8 +148,8 @@ async def test_helpers_refuse_missing_buttons_before_any_request(fake: FakeProxy
 # --- MODAL: Vary Region, Custom Zoom, remix ---
 
 
+@WITH_BUTTONS
 async def test_vary_region_waits_for_modal_then_finishes(fake: FakeProxy, mj: mjasync.Client) -> None:
-    needs_buttons(fake)
     parent = await upscaled(fake, mj)
     region = await parent.vary_region()
     assert region.submit_result is not None and region.submit_result.code == 21
@@ -168,8 +166,8 @@ async def test_vary_region_waits_for_modal_then_finishes(fake: FakeProxy, mj: mj
     assert fake.jobs[region.id].custom_id.startswith("MJ::Inpaint::")
 
 
+@WITH_BUTTONS
 async def test_custom_zoom_waits_for_a_zoom_prompt(fake: FakeProxy, mj: mjasync.Client) -> None:
-    needs_buttons(fake)
     parent = await upscaled(fake, mj)
     zoom = await parent.zoom("custom")
     with pytest.raises(mjasync.ActionRequiredError) as caught:
@@ -319,9 +317,8 @@ async def test_cancel_is_explicit_and_only_where_served(fake: FakeProxy, mj: mja
     assert cancel.path == f"/mj/task/{stuck.id}/cancel" and cancel.json is None
 
 
+@pytest.mark.parametrize("fake", [d for d, served in SERVES.items() if "seed" in served], indirect=True)
 async def test_image_seed_of_an_unknown_task(fake: FakeProxy, mj: mjasync.Client) -> None:
-    if "seed" not in SERVES[fake.dialect]:
-        pytest.skip("no image-seed")
     with pytest.raises(mjasync.TaskNotFoundError):
         await mj.image_seed("9999999999999999")
 
