@@ -139,7 +139,7 @@ class Callbacks:
     def _accept(self, body: bytes) -> None:
         try:
             info = structure(json.loads(body), TaskInfo)
-        except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
+        except (ValueError, TypeError, RecursionError, cattrs.BaseValidationError) as exc:
             raise InvalidCallbackError("callback refused: the body is not a task") from exc
         known = False
         for poller in self._pollers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -122,6 +123,8 @@ class Client:
         if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).hostname:
             raise InvalidRequestError(f"base_url must be an http(s) URL, got {redact_url(base_url)!r}")
         api_key = api_key if api_key is not None else os.environ.get("MJASYNC_API_KEY")
+        # From here on the key is a secret string: `***` in any repr, traceback locals included.
+        api_key = register_secret(api_key) if api_key else None
         if auth not in AUTH_STYLES:
             raise InvalidRequestError(f"auth must be one of {', '.join(AUTH_STYLES)}; got {auth!r}")
         if reconcile not in RECONCILE_STRATEGIES:
@@ -131,12 +134,15 @@ class Client:
         for name, value in (
             ("timeout", timeout),
             ("connect_timeout", connect_timeout),
-            ("retry_backoff", retry_backoff),
             ("poll_interval", poll_interval),
+        ):
+            check_timeout(value, name)
+        for name, value in (
+            ("retry_backoff", retry_backoff),
             ("missing_after", missing_after),
             *((f"reconcile_delays[{i}]", d) for i, d in enumerate(reconcile_delays)),
         ):
-            check_timeout(value, name)
+            check_timeout(value, name, zero=True)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidRequestError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if not isinstance(poll_batch_size, int) or not 1 <= poll_batch_size <= 1000:
@@ -157,7 +163,6 @@ class Client:
             "reconcile_delays": tuple(reconcile_delays),
             "verify_tls": verify_tls,
         }
-        self._api_key_secret = register_secret(api_key) if api_key else None
         self._build(SessionHolder(session, verify_tls=verify_tls), Callbacks([]), owns_sessions=True)
 
     def _build(self, sessions: SessionHolder, callbacks: Callbacks, *, owns_sessions: bool) -> None:
@@ -228,9 +233,12 @@ class Client:
         """Stop polling, stop a callback receiver started by `callbacks.serve()`, and close the
         session (unless it was passed in, or belongs to the client this one was copied from).
         Jobs are not cancelled on the server."""
-        await self._poller.close()
-        if self._poller in self.callbacks._pollers:
-            self.callbacks._pollers.remove(self._poller)
+        pollers = self.callbacks._pollers
+        # The owner's close ends its copies too: they share the session being closed.
+        for poller in list(pollers) if self._owns_sessions else [self._poller]:
+            await poller.close()
+            if poller in pollers:
+                pollers.remove(poller)
         if self._owns_sessions:
             await self.callbacks.close()
             await self._sessions.close()
@@ -361,6 +369,7 @@ class Client:
 
         handle = await retry_fresh_parent(send, backoff=self._options["retry_backoff"], stats=self.stats)
         handle._pressed = task._pressed if isinstance(task, Task) else None
+        handle._modal_sent = True
         return handle
 
     async def blend(
@@ -509,6 +518,10 @@ class Client:
         if extra_body:
             if "state" in extra_body:
                 raise InvalidRequestError("pass state= rather than extra_body['state']: the SDK tags it")
+            try:
+                json.dumps(extra_body)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequestError(f"extra_body must be JSON-serialisable: {exc}") from None
             body.update(extra_body)
         result = await self._submitter.submit(path, body, state=state, timeout=timeout)
         assert isinstance(result.result, str)
@@ -547,7 +560,7 @@ class Client:
         """Snapshots of many tasks in few requests (list-by-condition, chunked); unknown ids are
         left out, the rest keep the order asked."""
         check_timeout(timeout)
-        ids = list(dict.fromkeys(_task_id(t) for t in task_ids))
+        ids = list(dict.fromkeys(_task_id(t) for t in _sequence(task_ids, "task_ids")))
         size = self._poller.batch_size
         found: dict[str, TaskInfo] = {}
         for start in range(0, len(ids), size):
@@ -643,14 +656,17 @@ class Client:
     async def _image_of(self, source: TaskInfo | Task | str, timeout: float | None) -> tuple[str, str]:
         """(image URL, file stem) of a URL, a snapshot, or a handle (fetched unless it saw SUCCESS)."""
         if isinstance(source, str):
+            if not _is_http_url(source):
+                raise InvalidRequestError("an image URL must start with http:// or https://")
             return source, ""
         info = source
         if isinstance(info, Task):
             last = info.last
             info = last if last is not None and last.succeeded else await info.fetch(timeout=timeout)
-        if not info.image_url:
+        if not info.succeeded or not info.image_url:
+            # While it runs, image_url is a low-resolution preview: not what anyone means to save.
             status = info.status.value or "unknown"
-            raise InvalidRequestError(f"task {info.id} has no image_url yet (status {status})")
+            raise InvalidRequestError(f"task {info.id} has no result image (status {status})")
         return info.image_url, info.id
 
 
@@ -692,7 +708,10 @@ def _bot_type(bot_type: str) -> str:
 def _sequence(items: Iterable[Any], name: str) -> list[Any]:
     if isinstance(items, str | bytes):
         raise InvalidRequestError(f"{name} must be a list, not a single string")
-    return list(items)
+    try:
+        return list(items)
+    except TypeError:
+        raise InvalidRequestError(f"{name} must be a list, got {type(items).__name__}") from None
 
 
 def _is_http_url(image: str | bytes) -> bool:

@@ -306,22 +306,37 @@ def parse_json(raw: bytes) -> tuple[bool, Any]:
     """(True, value) when the body is JSON (read as UTF-8 whatever the label), else (False, None)."""
     try:
         return True, json.loads(raw.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError included
+    except (ValueError, RecursionError):  # UnicodeDecodeError included; absurdly deep nesting
         return False, None
 
 
 def error_for_body(
-    method: str, path: str, status: int, raw: bytes, parsed: Any, *, retry_after: float | None
+    method: str,
+    path: str,
+    status: int,
+    raw: bytes,
+    parsed: Any,
+    *,
+    retry_after: float | None,
+    auth: str | None = None,
 ) -> APIError:
-    """The typed error for an answer that is not a success, by body shape first, then status."""
+    """The typed error for an answer that is not a success, by body shape first, then status.
+
+    `auth` (the header style sent) goes into the message of a 401/403, with the alternatives.
+    """
     body = decode_body(raw)
     if isinstance(parsed, dict):
         code = parsed.get("code")
         if parsed.get("success") is False and isinstance(code, int):
             text = parsed.get("message")
+            text = text if isinstance(text, str) else ""
+            if status >= 500:  # the extended server's crash shape: the outcome is unknown
+                return ServerError(
+                    f"{method} {path}: HTTP {status}: {text}".rstrip(": "),
+                    method=method, path=path, body=body, status_code=status, job_created=None,
+                )
             return proxy_error(
-                method, path, code=code, description=text if isinstance(text, str) else "",
-                properties=None, body=body, status_code=status,
+                method, path, code=code, description=text, properties=None, body=body, status_code=status,
             )
         if isinstance(code, int) and not isinstance(code, bool):
             description = parsed.get("description")
@@ -332,7 +347,7 @@ def error_for_body(
                 properties=properties if isinstance(properties, dict) else None,
                 body=body, status_code=status,
             )
-    detail = _detail(parsed)
+    detail = _detail(parsed, body)
     if status < 400:
         return ResponseDecodeError(
             f"{method} {path}: HTTP {status}: the answer is not a result envelope",
@@ -343,6 +358,9 @@ def error_for_body(
     # A gateway's own error object means the request was refused before it was forwarded.
     gateway = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
     if status in (401, 403):
+        if auth is not None:
+            others = " or ".join(repr(s) for s in ("bearer", "authorization", "mj-api-secret") if s != auth)
+            message += f" (the key was sent with auth={auth!r}; this server may expect {others})"
         return AuthenticationError(message, job_created=False, **kwargs)
     if status == 429:
         return RateLimitError(message, retry_after=retry_after, job_created=False, **kwargs)
@@ -357,10 +375,12 @@ def error_for_body(
     return APIStatusError(message, job_created=False, **kwargs)
 
 
-def _detail(parsed: Any) -> str:
-    """A short human text from a known error body shape (gateway, Spring), else ''."""
+def _detail(parsed: Any, body: str) -> str:
+    """A short human text from a known error body shape (gateway, Spring) or a short plain-text
+    body (`Authorization header missing.`), else ''."""
     if not isinstance(parsed, dict):
-        return ""
+        text = body.strip()
+        return text if parsed is None and 0 < len(text) <= 200 and not text.startswith("<") else ""
     error = parsed.get("error")
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return str(error["message"])[:200]

@@ -30,6 +30,7 @@ _MAGIC: Final = (
     (b"RIFF", "image/webp"),
 )
 _SUFFIX: Final = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
+_SAFE: Final = re.compile(r"[^\w.-]+")
 CHUNK: Final = 256 * 1024
 """Bytes read from the network and written to disk at a time."""
 
@@ -78,7 +79,9 @@ async def save_image(
     into_dir = target.endswith((os.sep, "/")) or await asyncio.to_thread(Path(target).is_dir)
     folder = Path(target) if into_dir else Path(target).parent
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    part = folder / f".{stem or 'image'}.{uuid.uuid4().hex[:8]}.part"
+    # The stem comes from the server (a task id, a URL): never let it name a path elsewhere.
+    stem = _SAFE.sub("_", stem or PurePosixPath(unquote(urlsplit(url).path)).stem).strip("._") or "image"
+    part = folder / f".{stem}.{uuid.uuid4().hex[:8]}.part"
     head = bytearray()
 
     async def consume(response: aiohttp.ClientResponse) -> None:
@@ -92,8 +95,7 @@ async def save_image(
     try:
         await source.stream(url, consume, timeout=timeout)
         if into_dir:
-            name = stem or PurePosixPath(unquote(urlsplit(url).path)).stem or "image"
-            path = folder / (name + _SUFFIX.get(sniff_mime(bytes(head)) or "", ".png"))
+            path = folder / (stem + _SUFFIX.get(sniff_mime(bytes(head)) or "", ".png"))
         else:
             path = Path(target)
         await asyncio.to_thread(part.replace, path)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
+from ._logging import scrub
+
 if TYPE_CHECKING:
     from ._exceptions import MjError
 
@@ -202,6 +204,11 @@ class Button:
         return parse_custom_id(self.custom_id)
 
 
+def _scrubbed(value: object) -> str:
+    """A repr with secrets masked: `properties.notifyHook` carries the callback token."""
+    return scrub(repr(value))
+
+
 def _percent(text: str) -> int | None:
     match = _PERCENT.match(text)
     return int(match.group(1)) if match else None
@@ -240,8 +247,8 @@ class TaskInfo:
     """Preview while running, the final grid on SUCCESS; signed CDN links expire after about a day."""
     fail_reason: str | None = None
     buttons: tuple[Button, ...] = ()
-    properties: Mapping[str, Any] = attrs.field(factory=dict)
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    properties: Mapping[str, Any] = attrs.field(factory=dict, repr=_scrubbed)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=_scrubbed)
     """Every wire field this version of mjasync does not name (`imageUrls`, `buttons` extras, ...)."""
 
     @property

@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from ._exceptions import (
-    APIError,
     AuthenticationError,
     ClientClosedError,
     MjError,
     NotFoundError,
     TaskNotFoundError,
+    endpoint_missing,
 )
 from ._logging import logger
 from ._models import ClientStats, TaskInfo, is_older, snapshot_key
@@ -24,7 +24,6 @@ FetchOne = Callable[[str], Awaitable[TaskInfo | None]]
 SINGLE_FETCH_CONCURRENCY: Final = 8
 CALLBACK_QUIET_TICKS: Final = 4
 """An id that had a callback in the last few intervals is polled only every this many ticks."""
-_MISSING_ENDPOINT: Final = (404, 405)
 
 
 class Entry:
@@ -247,8 +246,8 @@ class Poller:
             )
             for chunk, answer in zip(chunks, answers, strict=True):
                 if isinstance(answer, BaseException):
-                    if isinstance(answer, APIError) and _endpoint_missing(answer):
-                        logger.info("list-by-condition is missing (%s); polling id by id", answer.status_code)
+                    if endpoint_missing(answer):
+                        logger.info("list-by-condition is missing (%s); polling id by id", answer)
                         self.batched = False
                         break
                     self._tick_failed(chunk, answer)
@@ -304,7 +303,7 @@ class Poller:
 
     def _tick_failed(self, ids: Sequence[str], exc: BaseException) -> None:
         """A failed poll waits for the next tick, except errors that no tick will cure."""
-        if isinstance(exc, AuthenticationError | NotFoundError):
+        if isinstance(exc, AuthenticationError | NotFoundError | ClientClosedError):
             for task_id in ids:
                 entry = self._entries.get(task_id)
                 if entry is not None:
@@ -312,6 +311,3 @@ class Poller:
             return
         logger.warning("poll of %d task(s) failed: %s", len(ids), exc)
 
-
-def _endpoint_missing(exc: APIError) -> bool:
-    return exc.status_code in _MISSING_ENDPOINT and not isinstance(exc, TaskNotFoundError)

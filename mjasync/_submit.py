@@ -8,20 +8,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from ._convert import join_state
-from ._decode import accepted_envelope, tasks_in
-from ._exceptions import APIError, MjError, NotFoundError, SubmitUncertainError
+from ._decode import accepted_envelope, task_list
+from ._exceptions import APIError, MjError, SubmitUncertainError, endpoint_missing
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
 from ._retry import RequestKind
-from ._transport import Transport, as_json
+from ._transport import Transport
 
 __all__ = ["ReconcileStrategy", "Submitter", "new_tag"]
 
 ReconcileStrategy = Literal["auto", "plus-query", "list-scan", "none"]
 RECONCILE_STRATEGIES: Final = ("auto", "plus-query", "list-scan", "none")
-_MISSING_ENDPOINT: Final = (404, 405)
-MAX_RESENDS: Final = 2
-"""Times a submit is sent again after a complete look-up proved its job was never created."""
+MAX_RESENDS: Final = 1
+"""Times a submit is sent again after a complete look-up proved its job was never created
+(protocol.md section 13: once, with the same tag, so a late duplicate stays detectable)."""
 
 
 def new_tag() -> str:
@@ -60,7 +60,9 @@ class Submitter:
         tag = new_tag()
         body["state"] = join_state(state, tag)
         stats = self._transport.stats
+        sends = 0
         for resend in range(MAX_RESENDS + 1):
+            sends += 1
             try:
                 return await self._send(path, body, timeout)
             except APIError as exc:
@@ -83,7 +85,7 @@ class Submitter:
                 logger.info("POST %s: tag %s is in no task of a complete view; sending again", path, tag)
         raise SubmitUncertainError(
             f"POST {path}: the server may have created this job ({type(cause).__name__}), "
-            f"and no task with state tag {tag} could be found; it was not sent again",
+            f"and no task with state tag {tag} could be found; sent {sends} time(s), never blind",
             state_tag=tag,
             path=path,
             cause=cause,
@@ -117,14 +119,15 @@ class Submitter:
         """Tasks carrying the tag, and whether the view searched was complete."""
         if self._lookup in (None, "plus-query"):
             try:
+                # A view counts only when it is a list of tasks: an empty or odd answer proves
+                # nothing, and taking it for "not found" would send the job again.
                 answer = await self._transport.request(
-                    "POST", "/mj/task/query", as_json, body={"state": tag}
+                    "POST", "/mj/task/query", task_list, body={"state": tag}
                 )
                 self._lookup = "plus-query"
-                content = answer.get("content") if isinstance(answer, dict) else answer
-                return _with_tag(content, tag), True
+                return _with_tag(answer, tag), True
             except APIError as exc:
-                if not _missing(exc) or self._strategy == "plus-query":
+                if not endpoint_missing(exc) or self._strategy == "plus-query":
                     return [], False
                 self._lookup = "list-scan"
         if self._lookup == "list-scan":
@@ -132,11 +135,11 @@ class Submitter:
             views = 0
             for path in ("/mj/task/list", "/mj/task/queue"):
                 try:
-                    answer = await self._transport.request("GET", path, as_json)
+                    answer = await self._transport.request("GET", path, task_list)
                     found.update((task.id, task) for task in _with_tag(answer, tag))
                     views += 1
                 except APIError as exc:
-                    if not _missing(exc):
+                    if not endpoint_missing(exc):
                         return list(found.values()), False
             if views == 0 and self._strategy == "auto":
                 self._lookup = "none"
@@ -144,9 +147,5 @@ class Submitter:
         return [], False
 
 
-def _missing(exc: APIError) -> bool:
-    return isinstance(exc, NotFoundError) or exc.status_code in _MISSING_ENDPOINT
-
-
-def _with_tag(content: Any, tag: str) -> list[TaskInfo]:
-    return [info for info in tasks_in(content) if info.state_tag == tag]
+def _with_tag(tasks: list[TaskInfo], tag: str) -> list[TaskInfo]:
+    return [info for info in tasks if info.state_tag == tag]

@@ -74,19 +74,21 @@ class _Owner(Protocol):
     ) -> Path: ...
 
 
-def check_timeout(timeout: float | None, name: str = "timeout") -> None:
-    """Raise InvalidRequestError for a negative, NaN or non-numeric timeout (None means none)."""
+def check_timeout(timeout: float | None, name: str = "timeout", *, zero: bool = False) -> None:
+    """Raise InvalidRequestError unless `timeout` is None or a number of seconds above 0 (at or
+    above 0 with `zero`: a wait may just look; a request timeout of 0 would mean none at all)."""
     if timeout is None:
         return
     number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
-    if not number or math.isnan(timeout) or timeout < 0:
-        raise InvalidRequestError(f"{name} must be a number of seconds >= 0 or None, got {timeout!r}")
+    if not number or math.isnan(timeout) or timeout < 0 or (timeout == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        raise InvalidRequestError(f"{name} must be a number of seconds {bound} or None, got {timeout!r}")
 
 
 class Task:
     """A handle on one accepted job. Await it for the final TaskInfo; it holds no connection."""
 
-    __slots__ = ("_client", "_last", "_pressed", "id", "submit_result")
+    __slots__ = ("_client", "_last", "_modal_sent", "_pressed", "id", "submit_result")
 
     def __init__(
         self,
@@ -99,6 +101,9 @@ class Task:
         self._client = client
         self._last = last
         self._pressed: CustomId | None = None
+        self._modal_sent = False
+        """Set on the handle `Client.modal()` returns: a MODAL it still sees is the server lagging
+        (relays refresh every ~15 s), not a new request for input."""
         """The button whose press created this task, when this handle made it."""
         self.id = task_id
         """The server's task id (a string of digits)."""
@@ -138,14 +143,14 @@ class Task:
         WaitTimeoutError at the deadline; the job itself is never cancelled by waiting.
         `on_progress` (sync or async) gets every new snapshot.
         """
-        check_timeout(timeout)
+        check_timeout(timeout, zero=True)
         async with aclosing(self._follow(timeout)) as snapshots:
             async for info in snapshots:
                 if on_progress is not None:
                     result = on_progress(info)
                     if inspect.isawaitable(result):
                         await result
-                if info.is_terminal or info.status is TaskStatus.MODAL:
+                if info.is_terminal or (info.status is TaskStatus.MODAL and not self._modal_sent):
                     return _outcome(info, self._pressed)
         raise AssertionError("unreachable: _follow ends only at a terminal status")  # pragma: no cover
 
@@ -158,7 +163,7 @@ class Task:
         MODAL is yielded and following goes on (submit the modal inside the loop). Raises
         WaitTimeoutError at the deadline.
         """
-        check_timeout(timeout)
+        check_timeout(timeout, zero=True)
         async with aclosing(self._follow(timeout)) as snapshots:
             async for info in snapshots:
                 yield info
@@ -167,7 +172,9 @@ class Task:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         poller = self._client._poller
-        entry = poller.watch(self.id, self._last)
+        # A MODAL snapshot is stale once the modal was submitted: let the server say what is now.
+        last = self._last
+        entry = poller.watch(self.id, None if last is not None and last.status is TaskStatus.MODAL else last)
         try:
             seen: tuple[object, ...] | None = None
             while True:

@@ -22,7 +22,6 @@ from ._exceptions import (
     decode_body,
     error_for_body,
     parse_json,
-    proxy_error,
 )
 from ._logging import logger, redact_headers, register_secret
 from ._models import ClientStats
@@ -40,6 +39,8 @@ Decoder = Callable[[str, str, Any, bytes], T]
 AuthStyle = Literal["bearer", "mj-api-secret", "authorization"]
 AUTH_STYLES: Final = ("bearer", "mj-api-secret", "authorization")
 MODE_SHORTCUTS: Final = {"fast": "mj-fast", "relax": "mj-relax", "turbo": "mj-turbo"}
+CONNECTIONS: Final = 100
+"""Requests in flight at once per client (and its copies), and the connection pool's size."""
 MIN_SECRET_LENGTH: Final = 8
 """Query values in base_url this long or longer are treated as secrets (`?key=...`)."""
 MAX_BODY: Final = 32 * 1024 * 1024
@@ -94,6 +95,10 @@ class SessionHolder:
         self._verify_tls = verify_tls
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        self.slots = asyncio.Semaphore(CONNECTIONS)
+        """Requests in flight. Callers queue here, before the request's timeout starts, so ten
+        thousand submits at once wait their turn instead of timing out in aiohttp's pool (which
+        would look like an ambiguous failure)."""
 
     def get(self) -> aiohttp.ClientSession:
         if self.closed:
@@ -106,7 +111,7 @@ class SessionHolder:
                 "this Client was first used in another event loop; create one Client per loop"
             )
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=100, ssl=self._verify_tls)
+            connector = aiohttp.TCPConnector(limit=CONNECTIONS, ssl=self._verify_tls)
             self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         return self._session
 
@@ -136,6 +141,7 @@ class Transport:
                 "base_url carries credentials and the key goes in the Authorization header too; "
                 "use one of them (or auth='mj-api-secret')"
             )
+        self._origin = (base.scheme, base.hostname, base.port)
         path = base.path.rstrip("/") + (f"/{prefix}" if prefix else "")
         self._root = urlunsplit((base.scheme, base.netloc, path, "", ""))
         self._query = f"?{base.query}" if base.query else ""
@@ -147,6 +153,8 @@ class Transport:
             }
         )
         self._json_headers = _Headers({**self._headers, "Content-Type": "application/json"})
+        # Image URLs point anywhere (Discord's CDN, a relay's): the key goes only to base_url's host.
+        self._foreign_headers = _Headers({"User-Agent": self._headers["User-Agent"]})
         self._timeout = self._timeout_of(config.timeout)
 
     def _timeout_of(self, total: float) -> aiohttp.ClientTimeout:
@@ -191,8 +199,13 @@ class Transport:
         """GET an absolute URL and hand a successful response to `consume` (which reads its body
         as it arrives), with READ retries: `consume` starts over on every attempt."""
 
+        parts = urlsplit(url)
+        foreign = (parts.scheme, parts.hostname, parts.port) != self._origin
+
         async def attempt() -> None:
-            status, raw, _ = await self._send("GET", url, "image", None, timeout, limit=None, consume=consume)
+            status, raw, _ = await self._send(
+                "GET", url, "image", None, timeout, limit=None, consume=consume, anonymous=foreign
+            )
             if status >= 400:
                 raise error_for_body("GET", "image", status, raw, None, retry_after=None)
 
@@ -225,19 +238,14 @@ class Transport:
             method, f"{self._root}{path}{self._query}", path, data, timeout, limit=MAX_BODY
         )
         ok, parsed = (True, None) if not raw or raw.isspace() else parse_json(raw)
-        if status >= 300:
-            raise error_for_body(method, path, status, raw, parsed, retry_after=retry_after)
+        if status >= 300 or (isinstance(parsed, dict) and parsed.get("success") is False):
+            raise error_for_body(
+                method, path, status, raw, parsed, retry_after=retry_after, auth=self.config.auth
+            )
         if not ok:
             raise ResponseDecodeError(
                 f"{method} {path}: HTTP {status}: the answer is not JSON",
                 method=method, path=path, body=decode_body(raw), status_code=status,
-            )
-        if isinstance(parsed, dict) and parsed.get("success") is False:
-            code, text = parsed.get("code"), parsed.get("message")
-            raise proxy_error(
-                method, path, code=code if isinstance(code, int) else -1,
-                description=text if isinstance(text, str) else "", properties=None,
-                body=decode_body(raw), status_code=status,
             )
         return decode(method, path, parsed, raw)
 
@@ -251,28 +259,33 @@ class Transport:
         *,
         limit: int | None,
         consume: Consume | None = None,
+        anonymous: bool = False,
     ) -> tuple[int, bytes, float | None]:
-        """One request; the body is read whole, or handed to `consume` when the status is 2xx."""
+        """One request; the body is read whole, or handed to `consume` when the status is 2xx.
+        `anonymous` leaves the auth header out (a URL on another host)."""
         session = self.sessions.get()
         self.stats.requests += 1
-        headers = self._headers if data is None else self._json_headers
+        if anonymous:
+            headers = self._foreign_headers
+        else:
+            headers = self._headers if data is None else self._json_headers
         client_timeout = self._timeout if timeout is None else self._timeout_of(timeout)
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
             logger.debug("%s %s headers=%s", method, path, redact_headers(headers))
         try:
-            async with session.request(
+            async with self.sessions.slots, session.request(
                 method, url, data=data, headers=headers, timeout=client_timeout
             ) as response:
                 if consume is not None and response.status < 300:
                     await consume(response)
                     return response.status, b"", None
-                if limit is not None and (response.content_length or 0) > limit:
+                raw = await _read(response, limit)
+                if raw is None:
                     raise ResponseDecodeError(
                         f"{method} {path}: the answer is over {limit} bytes",
                         method=method, path=path, status_code=response.status,
                     )
-                raw = await response.read()
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After")) if status >= 400 else None
         except aiohttp.ConnectionTimeoutError as exc:
@@ -298,6 +311,22 @@ class Transport:
         if debug:
             logger.debug("%s %s -> HTTP %d, %d bytes", method, path, status, len(raw))
         return status, raw, retry_after
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes | None:
+    """The whole body, or None as soon as it is known to be over `limit` bytes (chunked too)."""
+    if limit is None:
+        return await response.read()
+    if (response.content_length or 0) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -75,11 +75,14 @@ async def test_task_download_fetches_unless_success_was_seen(
     assert len(http.calls("GET", "/mj/task/7/fetch")) == 1, "the second call used the SUCCESS snapshot"
 
 
-@pytest.mark.parametrize("info", [done(url=None), done(url=None, status="IN_PROGRESS")])
-async def test_no_image_yet_is_a_clear_error(
+@pytest.mark.parametrize(
+    "info", [done(url=None), done(url=None, status="IN_PROGRESS"), done(status="IN_PROGRESS")],
+    ids=["success-without-url", "running", "running-with-a-preview"],
+)
+async def test_no_result_image_yet_is_a_clear_error(
     http: MockedHTTP, client: mjasync.Client, tmp_path: Path, info: mjasync.TaskInfo
 ) -> None:
-    with pytest.raises(mjasync.InvalidRequestError, match="no image_url yet"):
+    with pytest.raises(mjasync.InvalidRequestError, match="no result image"):
         await client.download(info, tmp_path)
     assert http.requests == {}
 

@@ -253,9 +253,9 @@ async def test_complete_view_resends_are_bounded_and_keep_the_tag(http: MockedHT
     with pytest.raises(mjasync.SubmitUncertainError) as caught:
         await client.imagine("cat")
     bodies = sent_bodies(http)
-    assert len(bodies) == 3, "the first send and MAX_RESENDS (2) more"
+    assert len(bodies) == 2, "the first send and MAX_RESENDS (1) more"
     assert {split_state(b["state"])[1] for b in bodies} == {caught.value.state_tag}
-    assert client.stats.reconciles == 3
+    assert client.stats.reconciles == 2
 
 
 async def test_a_task_in_both_list_and_queue_is_adopted_once(
