@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import cattrs
 
@@ -10,6 +10,9 @@ from ._convert import structure
 from ._exceptions import APIError, ResponseDecodeError, TaskNotFoundError, decode_body, proxy_error
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
+
+if TYPE_CHECKING:
+    from ._transport import Decoder
 
 __all__ = [
     "accepted_envelope",
@@ -122,12 +125,28 @@ def envelope_error(method: str, path: str, parsed: dict[str, Any], raw: bytes) -
 
 
 def task_list(method: str, path: str, parsed: Any, raw: bytes) -> list[TaskInfo]:
-    """A list of tasks; entries that are not tasks are logged and left out."""
+    """A list of tasks (or a page of them under `content`); entries that are not tasks are
+    logged and left out."""
+    return tasks_in(_list_items(method, path, parsed, raw))
+
+
+def tasks_tagged(tag: str) -> Decoder[list[TaskInfo]]:
+    """Decoder: the tasks of a list whose wire `state` ends with `tag`. The filter runs on the raw
+    entries, so a server's whole task list (thousands) is not turned into models to find one."""
+
+    def decode(method: str, path: str, parsed: Any, raw: bytes) -> list[TaskInfo]:
+        items = _list_items(method, path, parsed, raw)
+        return tasks_in([i for i in items if isinstance(i, dict) and str(i.get("state") or "").endswith(tag)])
+
+    return decode
+
+
+def _list_items(method: str, path: str, parsed: Any, raw: bytes) -> list[Any]:
     if isinstance(parsed, dict) and isinstance(parsed.get("content"), list):
         parsed = parsed["content"]
     if not isinstance(parsed, list):
         raise _shape_error(method, path, raw, "the answer is not a list of tasks")
-    return tasks_in(parsed)
+    return parsed
 
 
 def tasks_in(items: Any) -> list[TaskInfo]:

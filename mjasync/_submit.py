@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from ._convert import join_state
-from ._decode import accepted_envelope, task_list
+from ._decode import accepted_envelope, tasks_tagged
 from ._exceptions import APIError, MjError, SubmitUncertainError, endpoint_missing
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
@@ -122,7 +122,7 @@ class Submitter:
                 # A view counts only when it is a list of tasks: an empty or odd answer proves
                 # nothing, and taking it for "not found" would send the job again.
                 answer = await self._transport.request(
-                    "POST", "/mj/task/query", task_list, body={"state": tag}
+                    "POST", "/mj/task/query", tasks_tagged(tag), body={"state": tag}
                 )
                 self._lookup = "plus-query"
                 return _with_tag(answer, tag), True
@@ -135,7 +135,7 @@ class Submitter:
             views = 0
             for path in ("/mj/task/list", "/mj/task/queue"):
                 try:
-                    answer = await self._transport.request("GET", path, task_list)
+                    answer = await self._transport.request("GET", path, tasks_tagged(tag))
                     found.update((task.id, task) for task in _with_tag(answer, tag))
                     views += 1
                 except APIError as exc:
