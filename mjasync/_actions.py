@@ -214,13 +214,11 @@ async def retry_fresh_parent(send: Callable[[], Awaitable[T]], *, backoff: float
     says its parent is missing or not ready: nothing was created, and a moment later it works."""
     import tenacity  # here, not at the top: `import mjasync` stays light
 
-    async for attempt in tenacity.AsyncRetrying(
+    controller = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(_parent_not_ready),
         wait=tenacity.wait_random(backoff, backoff * 4),
         stop=tenacity.stop_after_attempt(FRESH_PARENT_RETRIES + 1),
         before_sleep=functools.partial(_log_retry, stats),
         reraise=True,
-    ):
-        with attempt:
-            return await send()
-    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+    )
+    return await controller(send)

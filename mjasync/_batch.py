@@ -95,16 +95,14 @@ async def run_batch(
     async def submit_when_room(prompt: str, deadline: float | None) -> Task:
         """Submit; while the server is full (nothing created), wait and submit the same prompt again."""
         stop = tenacity.stop_never if deadline is None else tenacity.stop_before_delay(deadline - loop.time())
-        async for attempt in tenacity.AsyncRetrying(
+        controller = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(_server_full),
             wait=queue_full_wait,
             stop=stop,
             before_sleep=functools.partial(_log_retry, stats),
             reraise=True,
-        ):
-            with attempt:
-                return await enter_and_submit(prompt)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        )
+        return await controller(enter_and_submit, prompt)
 
     async def one(index: int, prompt: str) -> BatchResult:
         deadline = None if timeout is None else loop.time() + timeout

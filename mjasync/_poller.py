@@ -30,13 +30,12 @@ class Entry:
     """The shared state of one waited task id; every waiter on that id reads the same entry."""
 
     __slots__ = (
-        "_waiters", "confirmed_at", "error", "hinted_at", "id", "last", "missing_since", "refs", "version",
+        "_waiters", "confirmed_at", "error", "hinted_at", "id", "last", "missing_since", "refs",
     )
 
     def __init__(self, task_id: str, last: TaskInfo | None) -> None:
         self.id = task_id
         self.last = last
-        self.version = 0
         self.error: MjError | None = None
         self.refs = 0
         self.missing_since: float | None = None
@@ -63,7 +62,6 @@ class Entry:
         self._signal()
 
     def _signal(self) -> None:
-        self.version += 1
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

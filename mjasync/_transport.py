@@ -222,14 +222,17 @@ class Transport:
         """Retry after a first attempt failed with `failure`: tenacity replays that failure as its
         own first attempt, so the waits, the stop rule and the logs are all tenacity's."""
         first: MjError | None = failure
-        steps = retrying(kind, max_retries=max_retries, backoff=self.config.retry_backoff, stats=self.stats)
-        async for step in steps:
-            with step:
-                if first is not None:
-                    failed, first = first, None
-                    raise failed
-                return await attempt()
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+        async def replay_then_attempt() -> T:
+            nonlocal first
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return await attempt()
+
+        backoff = self.config.retry_backoff
+        controller = retrying(kind, max_retries=max_retries, backoff=backoff, stats=self.stats)
+        return await controller(replay_then_attempt)
 
     async def _attempt(
         self, method: str, path: str, data: bytes | None, timeout: float | None, decode: Decoder[T]
