@@ -15,6 +15,7 @@ from ._convert import structure
 from ._exceptions import InvalidCallbackError, InvalidRequestError
 from ._logging import logger, redact_url, register_secret
 from ._models import TaskInfo
+from ._transport import read_capped
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -153,11 +154,4 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
     if request.content_length is not None:
         # read() caches, so a middleware that looked at the body first does no harm.
         return None if request.content_length > limit else await request.read()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_capped(request.content, limit)

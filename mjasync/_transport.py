@@ -322,9 +322,14 @@ async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes | 
         return await response.read()
     if (response.content_length or 0) > limit:
         return None
+    return await read_capped(response.content, limit)
+
+
+async def read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """A body read as it arrives, or None as soon as it passes `limit` bytes (a chunked one too)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_any():
+    async for chunk in stream.iter_any():
         size += len(chunk)
         if size > limit:
             return None
