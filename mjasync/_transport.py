@@ -320,8 +320,8 @@ async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes | 
     """The whole body, or None as soon as it is known to be over `limit` bytes (chunked too)."""
     if limit is None:
         return await response.read()
-    if (response.content_length or 0) > limit:
-        return None
+    if response.content_length is not None:
+        return None if response.content_length > limit else await response.read()
     return await read_capped(response.content, limit)
 
 
