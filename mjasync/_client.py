@@ -65,7 +65,9 @@ VIDEO_BATCH_SIZES: Final = (1, 2, 4)
 _ACTION: Final = "/mj/submit/action"
 _CHANGE: Final = "/mj/submit/change"
 _MODAL: Final = "/mj/submit/modal"
+_QUERY: Final = "/mj/task/query"
 _SERVED_BY: Final = {
+    _QUERY: "the plus server",
     _ACTION: "the extended and plus servers and relays (the reference server takes /mj/submit/change)",
     _CHANGE: "the reference and plus servers, relays, and extended servers before v10",
     _MODAL: "the extended and plus servers and relays",
@@ -518,11 +520,7 @@ class Client:
         if extra_body:
             if "state" in extra_body:
                 raise InvalidRequestError("pass state= rather than extra_body['state']: the SDK tags it")
-            try:
-                json.dumps(extra_body)
-            except (TypeError, ValueError) as exc:
-                raise InvalidRequestError(f"extra_body must be JSON-serialisable: {exc}") from None
-            body.update(extra_body)
+            body.update(_json_ready(extra_body))
         result = await self._submitter.submit(path, body, state=state, timeout=timeout)
         assert isinstance(result.result, str)
         logger.info("POST %s accepted: task %s (code %d)", path, result.result, result.code)
@@ -625,6 +623,29 @@ class Client:
         """The tasks the server has not finished (GET /mj/task/queue)."""
         return await self._list("/mj/task/queue", timeout)
 
+    async def query_tasks(
+        self,
+        *,
+        state: str | None = None,
+        ids: Iterable[str | int] | None = None,
+        status: str | None = None,
+        action: str | None = None,
+        prompt: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> list[TaskInfo]:
+        """Search tasks with the plus server's `POST /mj/task/query` (the only server that finds
+        a task by `state`); paging fields go in `extra_body`. Unknown elsewhere."""
+        check_timeout(timeout)
+        body: dict[str, Any] = {"state": state, "status": status, "action": action, "prompt": prompt}
+        if ids is not None:
+            body["ids"] = [_task_id(i) for i in _sequence(ids, "ids")]
+        body = {key: value for key, value in body.items() if value is not None}
+        if extra_body:
+            body.update(_json_ready(extra_body))
+        with _optional(_QUERY):
+            return await self._transport.request("POST", _QUERY, task_list, body=body, timeout=timeout)
+
     async def _list(self, path: str, timeout: float | None) -> list[TaskInfo]:
         check_timeout(timeout)
         with _optional(path):
@@ -679,6 +700,16 @@ def _optional(path: str) -> Iterator[None]:
         if isinstance(exc, UnsupportedEndpointError) or not endpoint_missing(exc):
             raise
         raise unsupported(exc, _SERVED_BY.get(path)) from exc
+
+
+def _json_ready(extra_body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`extra_body` itself, once it is known to encode as JSON (else InvalidRequestError, before
+    any request, rather than a TypeError from inside the transport)."""
+    try:
+        json.dumps(extra_body)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"extra_body must be JSON-serialisable: {exc}") from None
+    return extra_body
 
 
 def _task_id(task_id: str | int) -> str:

@@ -131,3 +131,18 @@ def test_secrets_stay_out_of_reprs_of_snapshots_and_of_the_client() -> None:
     for text in (repr(info), repr(vars(mj)), json.dumps(str(info))):
         assert token not in text and API_KEY not in text
     assert aiohttp  # the client was built without a running loop
+
+
+async def test_query_tasks_sends_the_filters_and_reads_a_page(http: MockedHTTP, client: mjasync.Client) -> None:
+    page = {"content": [{"id": "7", "status": "SUCCESS", "state": "order-1"}], "totalElements": 1}
+    http.post(BASE_URL + "/mj/task/query", payload=page)
+    found = await client.query_tasks(state="order-1", ids=[7], extra_body={"pageNumber": 0, "pageSize": 10})
+    assert [t.id for t in found] == ["7"]
+    (call,) = http.calls("POST", "/mj/task/query")
+    assert json.loads(call.kwargs["data"]) == {"state": "order-1", "ids": ["7"], "pageNumber": 0, "pageSize": 10}
+
+
+async def test_query_tasks_where_the_server_has_no_query_endpoint(http: MockedHTTP, client: mjasync.Client) -> None:
+    http.post(BASE_URL + "/mj/task/query", status=404, body="")
+    with pytest.raises(mjasync.UnsupportedEndpointError, match="plus server"):
+        await client.query_tasks(state="x")
