@@ -155,32 +155,45 @@ async def _demo(jobs: int, out: Path, as_json: bool, plain: bool) -> int:
         seconds = time.perf_counter() - started
         stats = mj.stats
         submits = sum(n for route, n in fake.stats.requests.items() if "/submit/" in route)
-    failed = sum(1 for r in results if r["status"] != "SUCCESS")
-    summary = {
-        "jobs": jobs,
-        "succeeded": jobs - failed,
-        "failed": failed,
-        "seconds": round(seconds, 2),
+    figures = {
         "requests": stats.requests,
         "submits": submits,
         "retries": stats.retries,
         "by_callback": stats.resolved_by_callback,
         "by_polling": stats.resolved_by_poll,
-        "out": str(out),
-        "tasks": results,
     }
+    detail = (
+        f"{stats.requests} requests ({submits} submits), {stats.retries} retries; "
+        f"results by callback {stats.resolved_by_callback}, by polling {stats.resolved_by_poll} "
+        f"({CALLBACK_DROP_RATE:.0%} of callbacks dropped on purpose); "
+    )
+    return _report(results, seconds, out, as_json, figures=figures, detail=detail)
+
+
+def _report(
+    results: list[dict[str, Any]],
+    seconds: float,
+    out: Path,
+    as_json: bool,
+    *,
+    figures: dict[str, Any] | None = None,
+    detail: str = "",
+) -> int:
+    """Print a run's summary (JSON, or errors on stderr and one line); the exit code."""
+    jobs = len(results)
+    failed = sum(1 for r in results if r["status"] != "SUCCESS")
     if as_json:
+        summary = {
+            "jobs": jobs, "succeeded": jobs - failed, "failed": failed, "seconds": round(seconds, 2),
+            **(figures or {}), "out": str(out), "tasks": results,
+        }
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         for record in results:
             if record["status"] != "SUCCESS":
                 print(f"error: {record['prompt']!r}: {record['error']}", file=sys.stderr)
-        print(
-            f"{jobs} jobs: {jobs - failed} succeeded, {failed} failed in {seconds:.1f} s; "
-            f"{stats.requests} requests ({submits} submits), {stats.retries} retries; "
-            f"results by callback {stats.resolved_by_callback}, by polling {stats.resolved_by_poll} "
-            f"({CALLBACK_DROP_RATE:.0%} of callbacks dropped on purpose); images in {out}/"
-        )
+        outcome = f"{jobs} jobs: {jobs - failed} succeeded, {failed} failed in {seconds:.1f} s"
+        print(f"{outcome}; {detail}images in {out}/")
     return 1 if failed else 0
 
 
@@ -204,19 +217,7 @@ async def _imagine(
             results = await asyncio.gather(*(run(i, p) for i, p in enumerate(prompts)))
         finally:
             display.close()
-    failed = sum(1 for r in results if r["status"] != "SUCCESS")
-    seconds = time.perf_counter() - started
-    if as_json:
-        summary = {"jobs": len(prompts), "succeeded": len(prompts) - failed, "failed": failed,
-                   "seconds": round(seconds, 2), "out": str(out), "tasks": results}
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
-    else:
-        for record in results:
-            if record["status"] != "SUCCESS":
-                print(f"error: {record['prompt']!r}: {record['error']}", file=sys.stderr)
-        print(f"{len(prompts)} jobs: {len(prompts) - failed} succeeded, {failed} failed in {seconds:.1f} s; "
-              f"images in {out}/")
-    return 1 if failed else 0
+    return _report(list(results), time.perf_counter() - started, out, as_json)
 
 
 async def _describe(
