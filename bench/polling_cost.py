@@ -5,7 +5,7 @@ FakeProxy in a child process gets N imagine jobs (submitted first, not timed); i
 reset, then every job is waited at once:
 
 - sdk: `asyncio.gather(*(t.wait() for t in tasks))`; requests are attributed to the poller tick
-  during which they were sent (a counting wrapper around the poller's two request functions);
+  during which they were sent (a counting wrapper around the poller's reader);
 - naive: what peer SDKs do, one `GET /mj/task/{id}/fetch` per pending task per tick, ticks
   `poll_interval` apart and never overlapping (same connector limit, 100).
 
@@ -22,13 +22,14 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
 from _common import BenchError, ServerProcess, Targets, figure, run, submit_all
 
 import mjasync
+from mjasync._poller import TaskReader
 
 POLL_ROUTES = ("POST /mj/task/list-by-condition", "GET /mj/task/{id}/fetch")
 TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
@@ -50,20 +51,33 @@ class PollRun:
     max_batch: int = 0
 
 
+class CountingReader:
+    """The poller's reader, counting each request against the poller tick it was sent in."""
+
+    def __init__(self, inner: TaskReader, ticks: Callable[[], int], per_tick: Counter[int]) -> None:
+        self._inner, self._ticks, self._per_tick = inner, ticks, per_tick
+
+    @property
+    def batch_size(self) -> int:
+        return self._inner.batch_size
+
+    @property
+    def batched(self) -> bool:
+        return self._inner.batched
+
+    async def list_by_ids(self, ids: Sequence[str]) -> list[mjasync.TaskInfo]:
+        self._per_tick[self._ticks()] += 1
+        return await self._inner.list_by_ids(ids)
+
+    async def fetch_or_none(self, task_id: str) -> mjasync.TaskInfo | None:
+        self._per_tick[self._ticks()] += 1
+        return await self._inner.fetch_or_none(task_id)
+
+
 async def sdk_wait(mj: mjasync.Client, tasks: Sequence[mjasync.Task], deadline: float) -> PollRun:
     poller = mj._poller
     per_tick: Counter[int] = Counter()
-    list_by_ids, fetch_one = poller._list_by_ids, poller._fetch_one
-
-    async def counted_list(ids: Sequence[str]) -> list[mjasync.TaskInfo]:
-        per_tick[poller.ticks] += 1
-        return await list_by_ids(ids)
-
-    async def counted_fetch(task_id: str) -> mjasync.TaskInfo | None:
-        per_tick[poller.ticks] += 1
-        return await fetch_one(task_id)
-
-    poller._list_by_ids, poller._fetch_one = counted_list, counted_fetch
+    poller.reader = CountingReader(poller.reader, lambda: poller.ticks, per_tick)
     cpu, start = time.process_time(), time.perf_counter()
     async with asyncio.timeout(deadline):
         infos = await asyncio.gather(*(t.wait(timeout=None) for t in tasks))

@@ -5,17 +5,13 @@ Everything public is listed in `__all__`; modules and names starting with `_` ar
 
 from __future__ import annotations
 
-from ._actions import UpscaleStyle
+from ._batch import DEFAULT_MAX_IN_FLIGHT
 from ._client import (
     DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
-    BotType,
     Client,
-    ImagineOptions,
-    VideoMotion,
 )
 from ._exceptions import (
     ActionRequiredError,
@@ -58,8 +54,10 @@ from ._models import (
     TaskStatus,
     parse_custom_id,
 )
-from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, SubmitOptions, Task
+from ._options import ClientOptions
+from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, ImagineOptions, SubmitOptions, Task
 from ._transport import AuthStyle
+from ._validate import BotType, UpscaleStyle, VideoMotion
 from ._version import __version__
 
 __all__ = [
@@ -84,6 +82,7 @@ __all__ = [
     "Button",
     "Client",
     "ClientClosedError",
+    "ClientOptions",
     "ClientStats",
     "CustomId",
     "Dimensions",

@@ -12,6 +12,7 @@ from typing import Final, Literal, TypeVar
 
 import attrs
 
+from . import _validate as check
 from ._exceptions import InvalidRequestError, ProxyResultError
 from ._models import (
     ClientStats,
@@ -43,9 +44,7 @@ __all__ = [
 
 T = TypeVar("T")
 ChangeAction = Literal["UPSCALE", "VARIATION", "REROLL"]
-UpscaleStyle = Literal["subtle", "creative"]
 
-PAN_DIRECTIONS: Final = ("left", "right", "up", "down")
 _ZOOM_OUT: Final = {2: 50, 1.5: 75}
 """Zoom Out factor -> the percent Outpaint customIds carry."""
 _GRID_ACTIONS: Final = frozenset(
@@ -88,24 +87,16 @@ class Press:
     pressed: CustomId | None = None
 
 
-def _index(index: int) -> int:
-    if not isinstance(index, int) or isinstance(index, bool) or not 1 <= index <= 4:
-        raise InvalidRequestError(f"index must be 1, 2, 3 or 4 (an image of the grid), got {index!r}")
-    return index
-
-
 def want_upscale(index: int) -> Want:
-    index = _index(index)
+    index = check.grid_index(index)
     return Want(f"U{index}", (("upsample", index, None),), ("UPSCALE", index))
 
 
 def want_vary(index: int | None, strong: bool) -> Want:
     """V1-V4 on a grid; Vary (Subtle) or, with `strong`, Vary (Strong) on an upscaled image."""
     if index is not None:
-        index = _index(index)
-    if not isinstance(strong, bool):
-        raise InvalidRequestError(f"strong must be True or False, got {strong!r}")
-    single = ("high_variation" if strong else "low_variation", None, None)
+        index = check.grid_index(index)
+    single = ("high_variation" if check.flag(strong, "strong") else "low_variation", None, None)
     if strong:
         if index not in (None, 1):
             raise InvalidRequestError(
@@ -135,8 +126,7 @@ def want_zoom(factor: float | str) -> Want:
 
 
 def want_pan(direction: PanDirection) -> Want:
-    if direction not in PAN_DIRECTIONS:
-        raise InvalidRequestError(f"direction must be one of {', '.join(PAN_DIRECTIONS)}, got {direction!r}")
+    check.choice(direction, check.PAN_DIRECTIONS, "direction")
     return Want(f"pan {direction}", ((f"pan_{direction}", None, None),))
 
 
@@ -144,9 +134,8 @@ def want_vary_region() -> Want:
     return Want("Vary (Region)", (("inpaint", None, None),))
 
 
-def want_upscale_hd(style: UpscaleStyle) -> Want:
-    if style not in ("subtle", "creative"):
-        raise InvalidRequestError(f"style must be 'subtle' or 'creative', got {style!r}")
+def want_upscale_hd(style: check.UpscaleStyle) -> Want:
+    check.choice(style, check.UPSCALE_STYLES, "style")
     kinds = (f"upsample_v7_2x_{style}", f"upsample_v6r1_2x_{style}", f"upsample_v6_2x_{style}")
     return Want(f"Upscale ({style.title()})", tuple((kind, None, None) for kind in kinds))
 

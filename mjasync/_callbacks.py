@@ -38,8 +38,9 @@ class Callbacks:
     fetch confirms it, so a forged or stale SUCCESS never resolves a task.
     """
 
-    def __init__(self, pollers: list[Poller], *, max_body: int = DEFAULT_MAX_BODY) -> None:
-        self._pollers = pollers
+    def __init__(self, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self._pollers: list[Poller] = []
+        """The pollers of the client and its copies: a callback wakes whichever waits."""
         self.max_body = max_body
         self._token = register_secret(secrets.token_urlsafe(24))
         self._public_url: str | None = None
@@ -59,6 +60,19 @@ class Callbacks:
         if self._public_url is None:
             return None
         return register_secret(f"{self._public_url}/{self._token}")
+
+    def attach(self, poller: Poller) -> None:
+        """Hand callbacks to `poller` too (each client sharing this intake attaches its own)."""
+        self._pollers.append(poller)
+
+    def detach(self, poller: Poller) -> None:
+        """Stop handing callbacks to `poller`; a poller not attached is ignored."""
+        if poller in self._pollers:
+            self._pollers.remove(poller)
+
+    def pollers(self) -> tuple[Poller, ...]:
+        """The pollers attached now."""
+        return tuple(self._pollers)
 
     def configure(self, public_url: str, *, token: str | None = None) -> None:
         """Say where the server can reach this process's receiver; submits then carry the hook.

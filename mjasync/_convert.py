@@ -133,6 +133,7 @@ def _enum(cls: type[E]) -> Callable[[Any, type], E]:
 
 
 def _register_model(
+    converter: cattrs.Converter,
     cls: type[Any],
     renames: Mapping[str, str] | None = None,
     consumed: frozenset[str] = frozenset(),
@@ -179,30 +180,37 @@ def _prepare_task(wire: dict[str, Any]) -> None:
     wire[_STATE], wire[_TAG] = split_state(state if isinstance(state, str) else None)
 
 
-converter: Final = cattrs.Converter()
-converter.register_structure_hook(str, _text)
-converter.register_structure_hook(int, _int)
-converter.register_structure_hook(str | None, _optional_str)
-converter.register_structure_hook(datetime | None, _epoch_ms)
-converter.register_unstructure_hook(datetime, _to_epoch_ms)
-converter.register_structure_hook(TaskStatus, _enum(TaskStatus))
-converter.register_structure_hook(TaskAction, _enum(TaskAction))
-converter.register_unstructure_hook(enum.Enum, lambda member: member.value)
 def _is(expected: Any) -> Callable[[Any], bool]:
     return lambda tp: bool(tp == expected)
 
 
-converter.register_structure_hook_func(_is(Mapping[str, Any]), _mapping)
-converter.register_structure_hook_func(_is(tuple[Button, ...]), _buttons)
-converter.register_structure_hook_func(_is(str | list[str] | None), _result)
-_register_model(Button)
-_register_model(SubmitResult)
-_register_model(
-    TaskInfo,
-    renames={"progress_text": "progress", "state": _STATE, "state_tag": _TAG},
-    consumed=frozenset({"state"}),
-    prepare=_prepare_task,
-)
+def _make_converter() -> cattrs.Converter:
+    """The converter with every hook registered: scalars, enums, then the models."""
+    made = cattrs.Converter()
+    made.register_structure_hook(str, _text)
+    made.register_structure_hook(int, _int)
+    made.register_structure_hook(str | None, _optional_str)
+    made.register_structure_hook(datetime | None, _epoch_ms)
+    made.register_unstructure_hook(datetime, _to_epoch_ms)
+    made.register_structure_hook(TaskStatus, _enum(TaskStatus))
+    made.register_structure_hook(TaskAction, _enum(TaskAction))
+    made.register_unstructure_hook(enum.Enum, lambda member: member.value)
+    made.register_structure_hook_func(_is(Mapping[str, Any]), _mapping)
+    made.register_structure_hook_func(_is(tuple[Button, ...]), _buttons)
+    made.register_structure_hook_func(_is(str | list[str] | None), _result)
+    _register_model(made, Button)
+    _register_model(made, SubmitResult)
+    _register_model(
+        made,
+        TaskInfo,
+        renames={"progress_text": "progress", "state": _STATE, "state_tag": _TAG},
+        consumed=frozenset({"state"}),
+        prepare=_prepare_task,
+    )
+    return made
+
+
+converter: Final = _make_converter()
 
 
 def structure(value: Any, cls: type[T]) -> T:

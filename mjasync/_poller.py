@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, Protocol
 
 from ._exceptions import (
     AuthenticationError,
@@ -17,13 +17,28 @@ from ._exceptions import (
 from ._logging import logger
 from ._models import ClientStats, TaskInfo, is_older, snapshot_key
 
-__all__ = ["Entry", "Poller"]
+__all__ = ["Entry", "Poller", "TaskReader"]
 
-ListByIds = Callable[[Sequence[str]], Awaitable[list[TaskInfo]]]
-FetchOne = Callable[[str], Awaitable[TaskInfo | None]]
 SINGLE_FETCH_CONCURRENCY: Final = 8
 CALLBACK_QUIET_TICKS: Final = 4
 """An id that had a callback in the last few intervals is polled only every this many ticks."""
+
+
+class TaskReader(Protocol):
+    """How the poller reads tasks (a `Reader` over the client's transport); calls may fail, the
+    next tick is the retry."""
+
+    @property
+    def batch_size(self) -> int:
+        """Ids per list_by_ids call."""
+
+    @property
+    def batched(self) -> bool:
+        """False once list_by_ids showed the server lacks it (the reader finds out)."""
+
+    async def list_by_ids(self, ids: Sequence[str]) -> list[TaskInfo]: ...
+
+    async def fetch_or_none(self, task_id: str) -> TaskInfo | None: ...
 
 
 class Entry:
@@ -88,22 +103,16 @@ class Poller:
 
     def __init__(
         self,
-        list_by_ids: ListByIds,
-        fetch_one: FetchOne,
+        reader: TaskReader,
         *,
         interval: float,
-        batch_size: int,
         missing_after: float,
         stats: ClientStats,
     ) -> None:
-        self._list_by_ids = list_by_ids
-        self._fetch_one = fetch_one
+        self.reader = reader
         self.interval = interval
-        self.batch_size = batch_size
         self.missing_after = missing_after
         self.stats = stats
-        self.batched = True
-        """False once the server showed it has no list-by-condition endpoint."""
         self.ticks = 0
         self._entries: dict[str, Entry] = {}
         self._task: asyncio.Task[None] | None = None
@@ -189,7 +198,7 @@ class Poller:
     async def _confirm(self, entry: Entry) -> None:
         """One fetch to check a terminal callback; a failure leaves it to the next tick."""
         try:
-            info = await self._fetch_one(entry.id)
+            info = await self.reader.fetch_or_none(entry.id)
         except MjError as exc:
             logger.info("could not confirm the callback for task %s: %s", entry.id, exc)
             return
@@ -237,23 +246,23 @@ class Poller:
         ids = self._due(asyncio.get_running_loop().time())
         found: dict[str, TaskInfo] = {}
         asked: list[str] = []
-        if self.batched:
-            chunks = [ids[i : i + self.batch_size] for i in range(0, len(ids), self.batch_size)]
+        size = self.reader.batch_size
+        if self.reader.batched:
+            chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
             answers = await asyncio.gather(
-                *(self._list_by_ids(chunk) for chunk in chunks), return_exceptions=True
+                *(self.reader.list_by_ids(chunk) for chunk in chunks), return_exceptions=True
             )
             for chunk, answer in zip(chunks, answers, strict=True):
                 if isinstance(answer, BaseException):
                     if endpoint_missing(answer):
                         logger.info("list-by-condition is missing (%s); polling id by id", answer)
-                        self.batched = False
                         break
                     self._tick_failed(chunk, answer)
                     continue
                 asked += chunk
                 for info in answer:
                     found[info.id] = info
-        if not self.batched:
+        if not self.reader.batched:
             asked = ids
         # Ids a batch left out are fetched singly before they count as missing.
         singles = [task_id for task_id in asked if task_id not in found]
@@ -277,7 +286,7 @@ class Poller:
         async def one(task_id: str) -> None:
             async with limit:
                 try:
-                    info: TaskInfo | None = await self._fetch_one(task_id)
+                    info: TaskInfo | None = await self.reader.fetch_or_none(task_id)
                 except MjError as exc:
                     failed.add(task_id)
                     self._tick_failed([task_id], exc)

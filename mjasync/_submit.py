@@ -18,7 +18,6 @@ from ._transport import Transport
 __all__ = ["ReconcileStrategy", "Submitter", "new_tag"]
 
 ReconcileStrategy = Literal["auto", "plus-query", "list-scan", "none"]
-RECONCILE_STRATEGIES: Final = ("auto", "plus-query", "list-scan", "none")
 MAX_RESENDS: Final = 1
 """Times a submit is sent again after a complete look-up proved its job was never created
 (protocol.md section 13: once, with the same tag, so a late duplicate stays detectable)."""

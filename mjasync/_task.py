@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypedDict, Unpack
 
+from . import _validate as check
 from ._actions import (
     Press,
-    UpscaleStyle,
     Want,
     modal_kind,
     resolve,
@@ -37,7 +36,15 @@ from ._models import CustomId, PanDirection, SubmitResult, TaskInfo, TaskStatus,
 if TYPE_CHECKING:
     from ._poller import Poller
 
-__all__ = ["DEFAULT_WAIT_TIMEOUT", "BodyOptions", "SubmitOptions", "Task", "check_timeout"]
+__all__ = [
+    "DEFAULT_WAIT_TIMEOUT",
+    "BodyOptions",
+    "ImagineOptions",
+    "SubmitOptions",
+    "Task",
+    "id_of",
+    "image_source",
+]
 
 DEFAULT_WAIT_TIMEOUT: Final = 900.0
 """Seconds `wait()` and `updates()` follow a task by default (15 minutes)."""
@@ -59,6 +66,13 @@ class SubmitOptions(BodyOptions, total=False):
     timeout: float | None
 
 
+class ImagineOptions(BodyOptions, total=False):
+    """What `imagine_many` passes to every `imagine` (its own `timeout` bounds each whole job)."""
+
+    bot_type: check.BotType
+    images: Sequence[str | bytes] | None
+
+
 class _Owner(Protocol):
     """What a Task needs from its client (the Client implements it)."""
 
@@ -74,17 +88,6 @@ class _Owner(Protocol):
     ) -> Path: ...
 
 
-def check_timeout(timeout: float | None, name: str = "timeout", *, zero: bool = False) -> None:
-    """Raise InvalidRequestError unless `timeout` is None or a number of seconds above 0 (at or
-    above 0 with `zero`: a wait may just look; a request timeout of 0 would mean none at all)."""
-    if timeout is None:
-        return
-    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
-    if not number or math.isnan(timeout) or timeout < 0 or (timeout == 0 and not zero):
-        bound = ">= 0" if zero else "> 0"
-        raise InvalidRequestError(f"{name} must be a number of seconds {bound} or None, got {timeout!r}")
-
-
 class Task:
     """A handle on one accepted job. Await it for the final TaskInfo; it holds no connection."""
 
@@ -97,14 +100,16 @@ class Task:
         *,
         last: TaskInfo | None = None,
         submit_result: SubmitResult | None = None,
+        pressed: CustomId | None = None,
+        modal_sent: bool = False,
     ) -> None:
         self._client = client
         self._last = last
-        self._pressed: CustomId | None = None
-        self._modal_sent = False
-        """Set on the handle `Client.modal()` returns: a MODAL it still sees is the server lagging
-        (relays refresh every ~15 s), not a new request for input."""
+        self._pressed = pressed
         """The button whose press created this task, when this handle made it."""
+        self._modal_sent = modal_sent
+        """True on the handle `Client.modal()` returns: a MODAL it still sees is the server lagging
+        (relays refresh every ~15 s), not a new request for input."""
         self.id = task_id
         """The server's task id (a string of digits)."""
         self.submit_result = submit_result
@@ -143,7 +148,7 @@ class Task:
         WaitTimeoutError at the deadline; the job itself is never cancelled by waiting.
         `on_progress` (sync or async) gets every new snapshot.
         """
-        check_timeout(timeout, zero=True)
+        check.timeout(timeout, zero=True)
         async with aclosing(self._follow(timeout)) as snapshots:
             async for info in snapshots:
                 if on_progress is not None:
@@ -163,7 +168,7 @@ class Task:
         MODAL is yielded and following goes on (submit the modal inside the loop). Raises
         WaitTimeoutError at the deadline.
         """
-        check_timeout(timeout, zero=True)
+        check.timeout(timeout, zero=True)
         async with aclosing(self._follow(timeout)) as snapshots:
             async for info in snapshots:
                 yield info
@@ -224,7 +229,9 @@ class Task:
         """Vary (Region): the new task waits in MODAL for `client.modal(id, prompt=..., mask_base64=...)`."""
         return await self._follow_up(want_vary_region(), options)
 
-    async def upscale_hd(self, style: UpscaleStyle = "subtle", **options: Unpack[SubmitOptions]) -> Task:
+    async def upscale_hd(
+        self, style: check.UpscaleStyle = "subtle", **options: Unpack[SubmitOptions]
+    ) -> Task:
         """Upscale (Subtle) or (Creative): the 2x upscale buttons of an upscaled image (v6/v7)."""
         return await self._follow_up(want_upscale_hd(style), options)
 
@@ -267,3 +274,23 @@ def _outcome(info: TaskInfo, pressed: CustomId | None) -> TaskInfo:
         f"task {info.id} waits in MODAL ({kind}) for client.modal({info.id!r}, ...) with {needs}",
         info, modal_kind=kind,
     )
+
+
+def id_of(task: Task | TaskInfo | str | int) -> str:
+    """The task id of a handle, a snapshot, or an id given as a string or int."""
+    return task.id if isinstance(task, Task | TaskInfo) else check.task_id(task)
+
+
+async def image_source(source: TaskInfo | Task | str, timeout: float | None) -> tuple[str, str]:
+    """(image URL, file stem) of a URL, a snapshot, or a handle (fetched unless it saw SUCCESS)."""
+    if isinstance(source, str):
+        return check.http_url(source), ""
+    info = source
+    if isinstance(info, Task):
+        last = info.last
+        info = last if last is not None and last.succeeded else await info.fetch(timeout=timeout)
+    if not info.succeeded or not info.image_url:
+        # While it runs, image_url is a low-resolution preview: not what anyone means to save.
+        status = info.status.value or "unknown"
+        raise InvalidRequestError(f"task {info.id} has no result image (status {status})")
+    return info.image_url, info.id

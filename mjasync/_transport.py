@@ -37,7 +37,6 @@ Decoder = Callable[[str, str, Any, bytes], T]
 """Turns (method, path, decoded JSON, raw body) into a result, or raises a typed error."""
 
 AuthStyle = Literal["bearer", "mj-api-secret", "authorization"]
-AUTH_STYLES: Final = ("bearer", "mj-api-secret", "authorization")
 MODE_SHORTCUTS: Final = {"fast": "mj-fast", "relax": "mj-relax", "turbo": "mj-turbo"}
 CONNECTIONS: Final = 100
 """Requests in flight at once per client (and its copies), and the connection pool's size."""

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
 
-from ._client import DEFAULT_MAX_IN_FLIGHT, Client
+from ._batch import DEFAULT_MAX_IN_FLIGHT
+from ._client import Client
 from ._exceptions import MjError
 from ._models import TaskInfo
 from ._task import DEFAULT_WAIT_TIMEOUT
-from ._transport import AUTH_STYLES, AuthStyle
+from ._transport import AuthStyle
+from ._validate import AUTH_STYLES
 
 __all__ = ["main"]
 

@@ -10,6 +10,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 
 import mjasync
+import mjasync.cli
 
 BASE_URL = "http://proxy.test"
 API_KEY = "sk-test-SECRET-key-123"
@@ -23,6 +24,18 @@ FAST: dict[str, Any] = {
     "reconcile_delays": (0.01, 0.02),
     "missing_after": 0.2,
 }
+
+
+def default_client_options(monkeypatch: pytest.MonkeyPatch, **defaults: Any) -> None:
+    """Make every Client that code under test builds by name (the docs' examples, the CLI) start
+    from `defaults`: `mjasync.Client` becomes a subclass that fills in what its caller left out."""
+
+    class Defaulted(mjasync.Client):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**defaults, **kwargs})
+
+    monkeypatch.setattr(mjasync, "Client", Defaulted)
+    monkeypatch.setattr(mjasync.cli, "Client", Defaulted)
 
 
 class _StreamWriter:

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-import mjasync
 from mjasync.testing import FakeProxy
+from tests.conftest import default_client_options
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -45,9 +45,7 @@ async def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterat
     async with FakeProxy("relay", job_seconds=0.2) as fake:
         monkeypatch.setenv("MJASYNC_BASE_URL", fake.url)
         monkeypatch.setenv("MJASYNC_API_KEY", fake.api_key or "")
-        defaults = dict(mjasync.Client.__init__.__kwdefaults__ or {})
-        defaults.update(poll_interval=0.05, reconcile_delays=(0.05, 0.1))
-        monkeypatch.setattr(mjasync.Client.__init__, "__kwdefaults__", defaults)
+        default_client_options(monkeypatch, poll_interval=0.05, reconcile_delays=(0.05, 0.1))
         monkeypatch.chdir(tmp_path)
         monkeypatch.syspath_prepend(str(Path(__file__).parent / "doc_stubs"))
         monkeypatch.setenv("DISCORD_TOKEN", "stub")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import mjasync
 from mjasync.cli import main
 from mjasync.testing import FakeProxy
+from tests.conftest import default_client_options
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
@@ -22,9 +22,7 @@ async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeProxy]:
         monkeypatch.setenv("MJASYNC_BASE_URL", fake.url)
         monkeypatch.setenv("MJASYNC_API_KEY", fake.api_key or "")
         monkeypatch.setenv("MJASYNC_AUTH", "authorization")
-        defaults = dict(mjasync.Client.__init__.__kwdefaults__ or {})
-        defaults.update(poll_interval=0.01, retry_backoff=0.001)
-        monkeypatch.setattr(mjasync.Client.__init__, "__kwdefaults__", defaults)
+        default_client_options(monkeypatch, poll_interval=0.01, retry_backoff=0.001)
         yield fake
 
 

@@ -9,9 +9,11 @@ import logging
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
 
 import mjasync
+from mjasync._options import Overrides
 from tests.conftest import API_KEY, BASE_URL, FAST, MockedHTTP
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
@@ -156,6 +158,45 @@ async def test_with_options_shares_the_session(http: MockedHTTP, client: mjasync
     assert not client._sessions.get().closed, "a copy never closes the shared session"
     calls = http.calls("GET", "/mj/task/1/fetch")
     assert [c.kwargs["timeout"].total for c in calls] == [FAST["timeout"], 99.0]
+
+
+def test_options_are_one_frozen_checked_value(client: mjasync.Client) -> None:
+    options = client.options
+    assert isinstance(options, mjasync.ClientOptions)
+    assert (options.base_url, options.timeout, options.reconcile_delays) == (BASE_URL, FAST["timeout"], (0.01, 0.02))
+    assert API_KEY not in repr(options)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        options.timeout = 1.0  # type: ignore[misc]
+
+
+async def test_with_options_evolves_the_options_without_building_a_client(
+    client: mjasync.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_constructor(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("with_options() must not call Client.__init__")
+
+    monkeypatch.setattr(mjasync.Client, "__init__", no_constructor)
+    slow = client.with_options(timeout=99.0, poll_interval=0.5)
+    assert (slow.options.timeout, slow.options.poll_interval) == (99.0, 0.5)
+    assert slow.options == attrs.evolve(client.options, timeout=99.0, poll_interval=0.5)
+    assert client.options.timeout == FAST["timeout"], "the original keeps its options"
+    assert slow.callbacks is client.callbacks and slow._sessions is client._sessions
+    await slow.close()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"timeot": 1.0}, {"session": None}, {"verify_tls": False}, {"timeout": -1}, {"auth": "basic"},
+     {"base_url": "proxy.test"}],
+)
+def test_with_options_refuses_what_a_copy_cannot_honour(client: mjasync.Client, overrides: dict[str, Any]) -> None:
+    with pytest.raises(mjasync.InvalidRequestError):
+        client.with_options(**overrides)
+
+
+def test_with_options_takes_every_option_but_the_sessions() -> None:
+    fields = {field.name for field in attrs.fields(mjasync.ClientOptions)}
+    assert Overrides.__optional_keys__ == fields - {"verify_tls"}
 
 
 async def test_user_session_is_never_closed(http: MockedHTTP) -> None:

@@ -136,7 +136,7 @@ async def test_fallback_to_per_id_fetch_when_list_endpoint_is_missing(
         http.get(f"{BASE_URL}/mj/task/{task_id}/fetch", payload=task_json(task_id, "SUCCESS", "100%"), repeat=True)
     results = await asyncio.gather(client.task("1").wait(), client.task("2").wait())
     assert [r.id for r in results] == ["1", "2"]
-    assert client._poller.batched is False
+    assert client._reader.batched is False
     assert len(http.calls("POST", "/mj/task/list-by-condition")) == 1, "the choice is remembered"
 
 
