@@ -6,6 +6,7 @@ Everything public is listed in `__all__`; modules and names starting with `_` ar
 from __future__ import annotations
 
 from ._actions import UpscaleStyle
+from ._batch import BatchResult
 from ._client import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -45,9 +46,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._models import (
-    BatchResult,
     Button,
-    ClientStats,
     CustomId,
     Dimensions,
     ModalKind,
@@ -58,6 +57,7 @@ from ._models import (
     TaskStatus,
     parse_custom_id,
 )
+from ._stats import ClientStats
 from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, SubmitOptions, Task
 from ._transport import AuthStyle
 from ._version import __version__

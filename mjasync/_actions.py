@@ -14,7 +14,6 @@ import attrs
 
 from ._exceptions import InvalidRequestError, ProxyResultError
 from ._models import (
-    ClientStats,
     CustomId,
     ModalKind,
     PanDirection,
@@ -24,6 +23,7 @@ from ._models import (
     parse_custom_id,
 )
 from ._retry import _log_retry
+from ._stats import ClientStats
 
 __all__ = [
     "Press",

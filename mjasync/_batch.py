@@ -7,17 +7,39 @@ import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
+import attrs
+
 from ._exceptions import APIError, MjError, ProxyResultError, QueueFullError, RateLimitError
-from ._models import BatchResult, ClientStats
+from ._models import TaskInfo
 from ._retry import MAX_BACKOFF_FACTOR, _log_retry
+from ._stats import ClientStats
 
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "run_batch"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "BatchResult", "run_batch"]
 
 DEFAULT_MAX_IN_FLIGHT: Final = 10
 """Jobs `imagine_many` keeps submitted but unfinished by default (an account runs 3 and queues 10)."""
+
+
+@attrs.frozen
+class BatchResult:
+    """One prompt's outcome in `Client.imagine_many`: the final snapshot, or the error it ended with."""
+
+    index: int
+    """The prompt's position in the input."""
+    prompt: str
+    info: TaskInfo | None = None
+    """The SUCCESS snapshot; None when `error` is set."""
+    error: MjError | None = attrs.field(default=None, eq=False)
+    """TaskFailedError, WaitTimeoutError, SubmitUncertainError, ...; None on success."""
+    task_id: str | None = None
+    """The accepted job's id; None when no job was accepted."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.info is not None and self.error is None
 
 
 def _server_full(exc: BaseException) -> bool:

@@ -13,8 +13,9 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from ._actions import Press, change_for, retry_fresh_parent
-from ._batch import DEFAULT_MAX_IN_FLIGHT, run_batch
+from ._batch import DEFAULT_MAX_IN_FLIGHT, BatchResult, run_batch
 from ._callbacks import Callbacks
+from ._classify import endpoint_missing, unsupported
 from ._decode import acknowledged, seed, task_list, task_or_none, urls
 from ._exceptions import (
     APIError,
@@ -23,14 +24,13 @@ from ._exceptions import (
     NotFoundError,
     TaskNotFoundError,
     UnsupportedEndpointError,
-    endpoint_missing,
-    unsupported,
 )
 from ._images import data_url, save_image
 from ._logging import logger, redact_url, register_secret, setup_from_env
-from ._models import BatchResult, Button, ClientStats, CustomId, Dimensions, TaskInfo, parse_custom_id
+from ._models import Button, CustomId, Dimensions, TaskInfo, parse_custom_id
 from ._poller import Poller
 from ._retry import RequestKind
+from ._stats import ClientStats
 from ._submit import RECONCILE_STRATEGIES, ReconcileStrategy, Submitter
 from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, SubmitOptions, Task, check_timeout
 from ._transport import AUTH_STYLES, AuthStyle, Config, SessionHolder, Transport

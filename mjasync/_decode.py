@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import cattrs
 
+from ._classify import decode_body, proxy_error
 from ._convert import structure
-from ._exceptions import APIError, ResponseDecodeError, TaskNotFoundError, decode_body, proxy_error
+from ._exceptions import APIError, ResponseDecodeError, TaskNotFoundError
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
 

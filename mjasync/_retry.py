@@ -20,7 +20,7 @@ from ._exceptions import (
     ServerError,
 )
 from ._logging import logger
-from ._models import ClientStats
+from ._stats import ClientStats
 
 __all__ = ["RequestKind", "is_retryable", "retrying"]
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import aiohttp
 import attrs
 
+from ._classify import decode_body, error_for_body, parse_json
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -19,13 +20,10 @@ from ._exceptions import (
     InvalidRequestError,
     MjError,
     ResponseDecodeError,
-    decode_body,
-    error_for_body,
-    parse_json,
 )
 from ._logging import logger, redact_headers, register_secret
-from ._models import ClientStats
 from ._retry import RequestKind, is_retryable, retrying
+from ._stats import ClientStats
 from ._version import __version__
 
 __all__ = ["AuthStyle", "Config", "Decoder", "SessionHolder", "Transport", "as_json"]
