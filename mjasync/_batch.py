@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from ._exceptions import APIError, MjError, ProxyResultError, QueueFullError, RateLimitError
+from ._exceptions import MjError
 from ._models import TaskInfo
-from ._retry import MAX_BACKOFF_FACTOR, _log_retry
+from ._retry import backoff_wait, retrying, server_full
 from ._stats import ClientStats
 
 if TYPE_CHECKING:
@@ -40,15 +39,6 @@ class BatchResult:
     @property
     def succeeded(self) -> bool:
         return self.info is not None and self.error is None
-
-
-def _server_full(exc: BaseException) -> bool:
-    """Refusals that prove nothing was created: queue full (23, 9/4 texts), 429, relay code 30."""
-    if not isinstance(exc, APIError) or exc.job_created is not False:
-        return False
-    return isinstance(exc, QueueFullError | RateLimitError) or (
-        isinstance(exc, ProxyResultError) and exc.code == 30
-    )
 
 
 class _Gate:
@@ -93,12 +83,8 @@ async def run_batch(
 ) -> AsyncGenerator[BatchResult, None]:
     """Yield one BatchResult per prompt as each job ends, with at most `max_in_flight` jobs
     submitted but unfinished. Closing the generator stops submitting and cancels every wait."""
-    import tenacity  # here, not at the top: `import mjasync` stays light
-
     loop = asyncio.get_running_loop()
-    queue_full_wait = tenacity.wait_fixed(backoff) + tenacity.wait_random_exponential(
-        multiplier=backoff, max=backoff * MAX_BACKOFF_FACTOR
-    )
+    queue_full_wait = backoff_wait(backoff, fixed=backoff)
     gate = _Gate(max_in_flight)
 
     async def enter_and_submit(prompt: str) -> Task:
@@ -107,7 +93,7 @@ async def run_batch(
         try:
             task = await submit(prompt)
         except BaseException as exc:
-            await gate.leave(refused=_server_full(exc))
+            await gate.leave(refused=server_full(exc))
             raise
         accepted = task.submit_result
         if accepted is not None and accepted.code == 1 and accepted.queue_position is None:
@@ -116,14 +102,8 @@ async def run_batch(
 
     async def submit_when_room(prompt: str, deadline: float | None) -> Task:
         """Submit; while the server is full (nothing created), wait and submit the same prompt again."""
-        stop = tenacity.stop_never if deadline is None else tenacity.stop_before_delay(deadline - loop.time())
-        controller = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(_server_full),
-            wait=queue_full_wait,
-            stop=stop,
-            before_sleep=functools.partial(_log_retry, stats),
-            reraise=True,
-        )
+        remaining = None if deadline is None else deadline - loop.time()
+        controller = retrying(server_full, wait=queue_full_wait, deadline=remaining, stats=stats)
         return await controller(enter_and_submit, prompt)
 
     async def one(index: int, prompt: str) -> BatchResult:
