@@ -26,6 +26,7 @@ from ._stats import ClientStats
 
 __all__ = [
     "Press",
+    "UpscaleStyle",
     "Want",
     "change_for",
     "modal_kind",

@@ -15,16 +15,7 @@ from ._models import SubmitResult, TaskInfo
 if TYPE_CHECKING:
     from ._transport import Decoder
 
-__all__ = [
-    "accepted_envelope",
-    "acknowledged",
-    "envelope",
-    "seed",
-    "task_list",
-    "task_or_none",
-    "tasks_in",
-    "urls",
-]
+__all__ = ["accepted_envelope", "acknowledged", "seed", "task_list", "task_or_none", "tasks_tagged", "urls"]
 
 ACCEPTED: Final = frozenset({1, 21, 22})
 

@@ -22,7 +22,9 @@ __all__ = [
     "TaskAction",
     "TaskInfo",
     "TaskStatus",
+    "is_older",
     "parse_custom_id",
+    "snapshot_key",
 ]
 
 _PERCENT: Final = re.compile(r"^(\d{1,3})%$")

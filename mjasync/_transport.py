@@ -26,7 +26,16 @@ from ._retry import RETRY_DEADLINE, RequestKind, backoff_wait, is_retryable, ret
 from ._stats import ClientStats
 from ._version import __version__
 
-__all__ = ["AuthStyle", "Config", "Decoder", "SessionHolder", "Transport", "as_json"]
+__all__ = [
+    "AUTH_STYLES",
+    "AuthStyle",
+    "Config",
+    "Consume",
+    "Decoder",
+    "SessionHolder",
+    "Transport",
+    "read_capped",
+]
 
 T = TypeVar("T")
 Consume = Callable[[aiohttp.ClientResponse], Awaitable[None]]
@@ -344,8 +353,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
-
-
-def as_json(method: str, path: str, parsed: Any, raw: bytes) -> Any:
-    """The Decoder for answers used as plain JSON (None for an empty body)."""
-    return parsed
