@@ -5,7 +5,7 @@ Everything public is listed in `__all__`; modules and names starting with `_` ar
 
 from __future__ import annotations
 
-from ._batch import DEFAULT_MAX_IN_FLIGHT
+from ._batch import DEFAULT_MAX_IN_FLIGHT, BatchResult
 from ._client import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -41,9 +41,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._models import (
-    BatchResult,
     Button,
-    ClientStats,
     CustomId,
     Dimensions,
     ModalKind,
@@ -55,6 +53,7 @@ from ._models import (
     parse_custom_id,
 )
 from ._options import ClientOptions
+from ._stats import ClientStats
 from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, ImagineOptions, SubmitOptions, Task
 from ._transport import AuthStyle
 from ._validate import BotType, UpscaleStyle, VideoMotion

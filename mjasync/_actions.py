@@ -6,7 +6,6 @@ own buttons (never a guessed hash) and refuse before any request when the button
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import Final, Literal, TypeVar
 
@@ -15,7 +14,6 @@ import attrs
 from . import _validate as check
 from ._exceptions import InvalidRequestError, ProxyResultError
 from ._models import (
-    ClientStats,
     CustomId,
     ModalKind,
     PanDirection,
@@ -24,7 +22,8 @@ from ._models import (
     TaskStatus,
     parse_custom_id,
 )
-from ._retry import _log_retry
+from ._retry import retrying, uniform_wait
+from ._stats import ClientStats
 
 __all__ = [
     "Press",
@@ -201,13 +200,6 @@ def _parent_not_ready(exc: BaseException) -> bool:
 async def retry_fresh_parent(send: Callable[[], Awaitable[T]], *, backoff: float, stats: ClientStats) -> T:
     """Run an action submit, resending up to 3 times (backoff..4*backoff s apart) while the server
     says its parent is missing or not ready: nothing was created, and a moment later it works."""
-    import tenacity  # here, not at the top: `import mjasync` stays light
-
-    controller = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception(_parent_not_ready),
-        wait=tenacity.wait_random(backoff, backoff * 4),
-        stop=tenacity.stop_after_attempt(FRESH_PARENT_RETRIES + 1),
-        before_sleep=functools.partial(_log_retry, stats),
-        reraise=True,
-    )
+    wait = uniform_wait(backoff, backoff * 4)
+    controller = retrying(_parent_not_ready, wait=wait, attempts=FRESH_PARENT_RETRIES + 1, stats=stats)
     return await controller(send)

@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
-from ._exceptions import APIError, MjError, ProxyResultError, QueueFullError, RateLimitError
-from ._models import BatchResult, ClientStats
-from ._retry import MAX_BACKOFF_FACTOR, _log_retry
+import attrs
+
+from ._exceptions import MjError
+from ._models import TaskInfo
+from ._retry import backoff_wait, retrying, server_full
+from ._stats import ClientStats
 
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "run_batch"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "BatchResult", "run_batch"]
 
 DEFAULT_MAX_IN_FLIGHT: Final = 10
 """Jobs `imagine_many` keeps submitted but unfinished by default (an account runs 3 and queues 10)."""
 
 
-def _server_full(exc: BaseException) -> bool:
-    """Refusals that prove nothing was created: queue full (23, 9/4 texts), 429, relay code 30."""
-    if not isinstance(exc, APIError) or exc.job_created is not False:
-        return False
-    return isinstance(exc, QueueFullError | RateLimitError) or (
-        isinstance(exc, ProxyResultError) and exc.code == 30
-    )
+@attrs.frozen
+class BatchResult:
+    """One prompt's outcome in `Client.imagine_many`: the final snapshot, or the error it ended with."""
+
+    index: int
+    """The prompt's position in the input."""
+    prompt: str
+    info: TaskInfo | None = None
+    """The SUCCESS snapshot; None when `error` is set."""
+    error: MjError | None = attrs.field(default=None, eq=False)
+    """TaskFailedError, WaitTimeoutError, SubmitUncertainError, ...; None on success."""
+    task_id: str | None = None
+    """The accepted job's id; None when no job was accepted."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.info is not None and self.error is None
 
 
 class _Gate:
@@ -71,12 +83,8 @@ async def run_batch(
 ) -> AsyncGenerator[BatchResult, None]:
     """Yield one BatchResult per prompt as each job ends, with at most `max_in_flight` jobs
     submitted but unfinished. Closing the generator stops submitting and cancels every wait."""
-    import tenacity  # here, not at the top: `import mjasync` stays light
-
     loop = asyncio.get_running_loop()
-    queue_full_wait = tenacity.wait_fixed(backoff) + tenacity.wait_random_exponential(
-        multiplier=backoff, max=backoff * MAX_BACKOFF_FACTOR
-    )
+    queue_full_wait = backoff_wait(backoff, fixed=backoff)
     gate = _Gate(max_in_flight)
 
     async def enter_and_submit(prompt: str) -> Task:
@@ -85,7 +93,7 @@ async def run_batch(
         try:
             task = await submit(prompt)
         except BaseException as exc:
-            await gate.leave(refused=_server_full(exc))
+            await gate.leave(refused=server_full(exc))
             raise
         accepted = task.submit_result
         if accepted is not None and accepted.code == 1 and accepted.queue_position is None:
@@ -94,14 +102,8 @@ async def run_batch(
 
     async def submit_when_room(prompt: str, deadline: float | None) -> Task:
         """Submit; while the server is full (nothing created), wait and submit the same prompt again."""
-        stop = tenacity.stop_never if deadline is None else tenacity.stop_before_delay(deadline - loop.time())
-        controller = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(_server_full),
-            wait=queue_full_wait,
-            stop=stop,
-            before_sleep=functools.partial(_log_retry, stats),
-            reraise=True,
-        )
+        remaining = None if deadline is None else deadline - loop.time()
+        controller = retrying(server_full, wait=queue_full_wait, deadline=remaining, stats=stats)
         return await controller(enter_and_submit, prompt)
 
     async def one(index: int, prompt: str) -> BatchResult:

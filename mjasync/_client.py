@@ -12,18 +12,19 @@ import aiohttp
 
 from . import _validate as check
 from ._actions import Press, change_for, retry_fresh_parent
-from ._batch import DEFAULT_MAX_IN_FLIGHT, run_batch
+from ._batch import DEFAULT_MAX_IN_FLIGHT, BatchResult, run_batch
 from ._callbacks import Callbacks
 from ._decode import acknowledged, seed, task_list, urls
 from ._endpoints import ACTION, CHANGE, MODAL, QUERY, optional
 from ._exceptions import UnsupportedEndpointError
 from ._images import data_url, save_image
 from ._logging import logger, redact_url, setup_from_env
-from ._models import BatchResult, Button, ClientStats, CustomId, Dimensions, TaskInfo, parse_custom_id
+from ._models import Button, CustomId, Dimensions, TaskInfo, parse_custom_id
 from ._options import ClientOptions, Overrides, evolved
 from ._poller import Poller
 from ._reader import Reader
 from ._retry import RequestKind
+from ._stats import ClientStats
 from ._submit import ReconcileStrategy, Submitter
 from ._task import DEFAULT_WAIT_TIMEOUT, ImagineOptions, SubmitOptions, Task, id_of, image_source
 from ._transport import AuthStyle, SessionHolder, Transport

@@ -6,24 +6,16 @@ from typing import TYPE_CHECKING, Any, Final
 
 import cattrs
 
+from ._classify import decode_body, proxy_error
 from ._convert import structure
-from ._exceptions import APIError, ResponseDecodeError, TaskNotFoundError, decode_body, proxy_error
+from ._exceptions import APIError, ResponseDecodeError, TaskNotFoundError
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
 
 if TYPE_CHECKING:
     from ._transport import Decoder
 
-__all__ = [
-    "accepted_envelope",
-    "acknowledged",
-    "envelope",
-    "seed",
-    "task_list",
-    "task_or_none",
-    "tasks_in",
-    "urls",
-]
+__all__ = ["accepted_envelope", "acknowledged", "seed", "task_list", "task_or_none", "tasks_tagged", "urls"]
 
 ACCEPTED: Final = frozenset({1, 21, 22})
 

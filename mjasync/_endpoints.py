@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Final
 
-from ._exceptions import APIStatusError, UnsupportedEndpointError, endpoint_missing, unsupported
+from ._classify import endpoint_missing, unsupported
+from ._exceptions import APIStatusError, UnsupportedEndpointError
 
 __all__ = ["ACTION", "CHANGE", "MODAL", "QUERY", "SERVED_BY", "optional"]
 

@@ -6,19 +6,14 @@ import enum
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
 from ._logging import scrub
 
-if TYPE_CHECKING:
-    from ._exceptions import MjError
-
 __all__ = [
-    "BatchResult",
     "Button",
-    "ClientStats",
     "CustomId",
     "Dimensions",
     "ModalKind",
@@ -27,7 +22,9 @@ __all__ = [
     "TaskAction",
     "TaskInfo",
     "TaskStatus",
+    "is_older",
     "parse_custom_id",
+    "snapshot_key",
 ]
 
 _PERCENT: Final = re.compile(r"^(\d{1,3})%$")
@@ -327,45 +324,6 @@ class SubmitResult:
         """Jobs ahead of this one when the server queued it (code 22), else None."""
         value = self.properties.get("numberOfQueues")
         return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-@attrs.frozen
-class BatchResult:
-    """One prompt's outcome in `Client.imagine_many`: the final snapshot, or the error it ended with."""
-
-    index: int
-    """The prompt's position in the input."""
-    prompt: str
-    info: TaskInfo | None = None
-    """The SUCCESS snapshot; None when `error` is set."""
-    error: MjError | None = attrs.field(default=None, eq=False)
-    """TaskFailedError, WaitTimeoutError, SubmitUncertainError, ...; None on success."""
-    task_id: str | None = None
-    """The accepted job's id; None when no job was accepted."""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.info is not None and self.error is None
-
-
-@attrs.define
-class ClientStats:
-    """Counters of what one client did, for dashboards and summaries."""
-
-    requests: int = 0
-    """HTTP requests sent (each retry counts)."""
-    retries: int = 0
-    """Requests resent under a retry policy."""
-    reconciles: int = 0
-    """Submits whose outcome was unknown and were looked up by their state tag."""
-    reconciled: int = 0
-    """Of those, how many were found (adopted) instead of raising SubmitUncertainError."""
-    callbacks: int = 0
-    """notifyHook callbacks accepted for tasks this client waits for."""
-    resolved_by_callback: int = 0
-    """Waits whose final status arrived through a callback (confirmed by one fetch)."""
-    resolved_by_poll: int = 0
-    """Waits whose final status arrived through polling or a fetch."""
 
 
 _RANK: Final = {

@@ -6,16 +6,17 @@ import asyncio
 from collections.abc import Sequence
 from typing import Final, Protocol
 
+from ._classify import endpoint_missing
 from ._exceptions import (
     AuthenticationError,
     ClientClosedError,
     MjError,
     NotFoundError,
     TaskNotFoundError,
-    endpoint_missing,
 )
 from ._logging import logger
-from ._models import ClientStats, TaskInfo, is_older, snapshot_key
+from ._models import TaskInfo, is_older, snapshot_key
+from ._stats import ClientStats
 
 __all__ = ["Entry", "Poller", "TaskReader"]
 

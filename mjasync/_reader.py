@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
+from ._classify import endpoint_missing
 from ._decode import task_list, task_or_none
-from ._exceptions import APIError, TaskNotFoundError, endpoint_missing
+from ._exceptions import APIError, TaskNotFoundError
 from ._models import TaskInfo
 from ._transport import Transport
 

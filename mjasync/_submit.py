@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
+from ._classify import endpoint_missing
 from ._convert import join_state
 from ._decode import accepted_envelope, tasks_tagged
-from ._exceptions import APIError, MjError, SubmitUncertainError, endpoint_missing
+from ._exceptions import APIError, MjError, SubmitUncertainError
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
 from ._retry import RequestKind

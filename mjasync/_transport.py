@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import aiohttp
 import attrs
 
+from ._classify import decode_body, error_for_body, parse_json
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -19,16 +20,21 @@ from ._exceptions import (
     InvalidRequestError,
     MjError,
     ResponseDecodeError,
-    decode_body,
-    error_for_body,
-    parse_json,
 )
 from ._logging import logger, redact_headers, register_secret
-from ._models import ClientStats
-from ._retry import RequestKind, is_retryable, retrying
+from ._retry import RETRY_DEADLINE, RequestKind, backoff_wait, is_retryable, retrying
+from ._stats import ClientStats
 from ._version import __version__
 
-__all__ = ["AuthStyle", "Config", "Decoder", "SessionHolder", "Transport", "as_json"]
+__all__ = [
+    "AuthStyle",
+    "Config",
+    "Consume",
+    "Decoder",
+    "SessionHolder",
+    "Transport",
+    "read_capped",
+]
 
 T = TypeVar("T")
 Consume = Callable[[aiohttp.ClientResponse], Awaitable[None]]
@@ -173,15 +179,9 @@ class Transport:
         """Send under the retry policy of `kind`; `decode` runs inside each attempt, so the
         typed errors it raises are retried by the same rules as transport failures."""
         data = None if body is None else _Body(json.dumps(body, ensure_ascii=False).encode())
-        try:  # the first attempt runs bare: tenacity is only for the retry path
-            return await self._attempt(method, path, data, timeout, decode)
-        except MjError as exc:
-            max_retries = self.config.max_retries if retries is None else retries
-            if max_retries == 0 or not is_retryable(kind, exc):
-                raise
-            return await self._retry(
-                kind, max_retries, exc, lambda: self._attempt(method, path, data, timeout, decode)
-            )
+        return await self._with_retries(
+            kind, retries, lambda: self._attempt(method, path, data, timeout, decode)
+        )
 
     async def get_bytes(self, url: str, *, timeout: float | None = None) -> bytes:
         """GET an absolute URL (a result image) with this client's session and READ retries."""
@@ -208,30 +208,38 @@ class Transport:
             if status >= 400:
                 raise error_for_body("GET", "image", status, raw, None, retry_after=None)
 
+        await self._with_retries(RequestKind.READ, None, attempt)
+
+    async def _with_retries(
+        self, kind: RequestKind, retries: int | None, attempt: Callable[[], Awaitable[T]]
+    ) -> T:
+        """`attempt()`, retried under the policy of `kind` (up to `retries`, else the configured
+        number). The first attempt runs bare, as tenacity's objects cost tens of microseconds a
+        call; after a retryable failure tenacity replays it as its own first attempt, so the
+        waits, the stop rule and the logs are all tenacity's."""
         try:
             return await attempt()
         except MjError as exc:
-            if self.config.max_retries == 0 or not is_retryable(RequestKind.READ, exc):
+            max_retries = self.config.max_retries if retries is None else retries
+            if max_retries == 0 or not is_retryable(kind, exc):
                 raise
-            return await self._retry(RequestKind.READ, self.config.max_retries, exc, attempt)
+            first: MjError | None = exc
 
-    async def _retry(
-        self, kind: RequestKind, max_retries: int, failure: MjError, attempt: Callable[[], Awaitable[T]]
-    ) -> T:
-        """Retry after a first attempt failed with `failure`: tenacity replays that failure as its
-        own first attempt, so the waits, the stop rule and the logs are all tenacity's."""
-        first: MjError | None = failure
+            async def replay_then_attempt() -> T:
+                nonlocal first
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                return await attempt()
 
-        async def replay_then_attempt() -> T:
-            nonlocal first
-            if first is not None:
-                failed, first = first, None
-                raise failed
-            return await attempt()
-
-        backoff = self.config.retry_backoff
-        controller = retrying(kind, max_retries=max_retries, backoff=backoff, stats=self.stats)
-        return await controller(replay_then_attempt)
+            controller = retrying(
+                kind,
+                wait=backoff_wait(self.config.retry_backoff, retry_after=True),
+                attempts=max_retries + 1,
+                deadline=RETRY_DEADLINE,
+                stats=self.stats,
+            )
+            return await controller(replay_then_attempt)
 
     async def _attempt(
         self, method: str, path: str, data: bytes | None, timeout: float | None, decode: Decoder[T]
@@ -343,8 +351,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
-
-
-def as_json(method: str, path: str, parsed: Any, raw: bytes) -> Any:
-    """The Decoder for answers used as plain JSON (None for an empty body)."""
-    return parsed
