@@ -332,7 +332,7 @@ class FakeProxy:
         self.requests.append(
             RecordedRequest(request.method, route, request.path_qs, _loads(raw), _redacted(request))
         )
-        fault = self.faults._pick(_route_group(path))
+        fault = self.faults.pick(_route_group(path))
         if fault is not None and fault.kind in _BEFORE_HANDLER:
             await asyncio.sleep(fault.delay)
             return self._fault_response(request, fault)
