@@ -31,13 +31,13 @@ class CallbackSender:
     def send(self, url: str, job_id: str, task: dict[str, Any]) -> None:
         """Schedule the post of a snapshot of `task`; never blocks the caller."""
         faults = self._faults
-        if faults._chance(faults.callback_drop_rate):
+        if faults.chance(faults.callback_drop_rate):
             self._stats.callbacks_dropped += 1
             return
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         body = json.dumps(task, ensure_ascii=False).encode()
-        for _ in range(2 if faults._chance(faults.callback_duplicate_rate) else 1):
+        for _ in range(2 if faults.chance(faults.callback_duplicate_rate) else 1):
             if faults.callback_reorder:
                 delay = self._rng.uniform(0.0, faults.callback_delay or _REORDER_JITTER)
                 after = None

@@ -83,19 +83,19 @@ class Faults:
         self.callback_drop_rate = self.callback_duplicate_rate = self.callback_delay = 0.0
         self.callback_reorder = False
 
-    def _chance(self, rate: float) -> bool:
-        """Draw once from the seeded RNG."""
+    def chance(self, rate: float) -> bool:
+        """True with probability `rate`, drawn once from the proxy's seeded RNG (no draw at 0)."""
         return rate > 0.0 and self._rng.random() < rate
 
-    def _pick(self, group: str) -> Fault | None:
-        """The fault to apply to a request of endpoint `group`, counting it as fired."""
+    def pick(self, group: str) -> Fault | None:
+        """The armed fault a request of endpoint `group` gets (counted as fired), or None."""
         for fault in self.active:
             if fault.endpoint not in ("any", group):
                 continue
             fault.seen += 1
             if fault.seen <= fault.after:
                 continue
-            if fault.rate is not None and not self._chance(fault.rate):
+            if fault.rate is not None and not self.chance(fault.rate):
                 continue
             fault.fired += 1
             if fault.times is not None and fault.fired >= fault.times:

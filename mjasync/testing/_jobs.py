@@ -1,4 +1,4 @@
-"""Simulated jobs: their per-dialect task JSON and the one clock that moves them along."""
+"""Simulated jobs: their state, their buttons and the one clock that moves them along."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import asyncio
 import heapq
 import itertools
 import math
+import random
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ._dialects import Dialect
+if TYPE_CHECKING:
+    from ._dialects import Dialect
 
 STEPS: Final = (0, 15, 31, 46, 62, 77, 93, 100)
 """Progress percentages in the order real servers report them."""
@@ -37,9 +39,34 @@ _UPSCALE_BUTTONS: Final = (
     ("MJ::JOB::pan_up::1::{}::SOLO", "⬆️", ""),
     ("MJ::JOB::pan_down::1::{}::SOLO", "⬇️", ""),
 )
+MODAL_BUTTONS: Final = ("MJ::Inpaint::", "MJ::CustomZoom::")
+"""Buttons whose task always waits in MODAL; relays keep their code 21."""
+REMIX_BUTTONS: Final = (
+    "MJ::JOB::variation::",
+    "MJ::JOB::low_variation::",
+    "MJ::JOB::high_variation::",
+    "MJ::JOB::reroll::",
+    "MJ::JOB::pan_",
+)
+"""Buttons whose task waits in MODAL when remix mode is on."""
+DESCRIPTION: Final = "\n\n".join(
+    f"{n} a simulated picture, flat colour blocks, {style} --ar 1:1"
+    for n, style in zip(("1️⃣", "2️⃣", "3️⃣", "4️⃣"), ("minimal", "bauhaus", "pop art", "tiles"), strict=True)
+)
+"""What a describe job answers: four prompts for the image."""
 _UPSCALED: Final = frozenset({"UPSCALE", "UPSCALE_HD"})
 VIDEO_ACTIONS: Final = frozenset({"VIDEO", "VIDEO_EXTEND"})
 _NO_BUTTONS: Final = frozenset({"DESCRIBE", "SHORTEN", "SWAP_FACE", "EDIT", "RETEXTURE"} | VIDEO_ACTIONS)
+
+
+def shortened(prompt: str) -> str:
+    """A shorten analysis in the markdown shape Midjourney answers with."""
+    words = prompt.split()
+    options = [" ".join(words[: max(1, len(words) * n // 5)]) for n in range(5, 0, -1)]
+    numbers = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣")
+    return "**IMPORTANT TOKENS**\n" + ", ".join(words) + "\n\n**SHORTENED PROMPTS**\n" + "\n".join(
+        f"{n} {option}" for n, option in zip(numbers, options, strict=True)
+    )
 
 
 def now_ms() -> int:
@@ -112,68 +139,13 @@ class FakeJob:
             for c, e, label in specs
         ]
 
+    def finished_within(self, seconds: float) -> bool:
+        """True while less than `seconds` have passed since the job finished."""
+        return self.finish_time is not None and now_ms() - self.finish_time < seconds * 1000
+
     def task_json(self) -> dict[str, Any]:
         """The task as this dialect's fetch, list and callbacks show it (protocol.md 12.3)."""
-        properties: dict[str, Any] = {"finalPrompt": self.final_prompt, "messageHash": self.hash}
-        properties.update(self.dialect.instance)
-        if self.notify_hook:
-            properties["notifyHook"] = self.notify_hook
-        if self.custom_id and self.dialect.name == "extended":
-            properties["custom_id"] = self.custom_id
-        task: dict[str, Any] = {
-            "id": self.id,
-            "action": self.action,
-            "status": self.status,
-            "prompt": self.prompt,
-            "promptEn": self.prompt,
-            "description": self.description,
-            "state": self.state,
-            "submitTime": self.submit_time,
-            "startTime": self.start_time,
-            "finishTime": self.finish_time,
-            "imageUrl": self.image_url,
-            "progress": self.progress,
-            "failReason": self.fail_reason,
-            "properties": properties,
-        }
-        if self.dialect.name == "reference":
-            return task
-        done = self.status in TERMINAL
-        if self.dialect.name == "extended":
-            url = self.image_url if self.status == "SUCCESS" else None
-            used = None
-            if done and self.start_time is not None and self.finish_time is not None:
-                used = f"{(self.finish_time - self.start_time) / 1000:.2f} s"
-            task.update(
-                status=None if self.status == "NOT_START" else self.status,
-                isCompleted=done,
-                botType=self.bot_type,
-                parentId=self.parent_id,
-                mode=self.mode,
-                buttons=self.buttons,
-                imageUrls=[{"url": url, "thumbnail": url}] if url else [],
-                displays={"status": self.status},
-                useTime=used,
-            )
-            if self.action in VIDEO_ACTIONS and url:
-                video = f"https://cdn.midjourney.com/video/{self.hash}/0.mp4"
-                task.update(videoUrl=video, videoUrls=[{"url": video}])
-            return task
-        task = {k: "" if v is None else v for k, v in task.items()}
-        task.update(
-            status="" if self.status == "NOT_START" else self.status,
-            description=self.submit_text,
-            startTime=self.start_time or 0,
-            finishTime=self.finish_time or 0,
-            properties={"finalPrompt": self.final_prompt, "finalZhPrompt": ""},
-            buttons=self.buttons,
-            customId=self.custom_id,
-            botType="",
-            maskBase64="",
-            mode=self.mode,
-            cost=0.05,
-        )
-        return task
+        return self.dialect.task_json(self)
 
 
 class JobBoard:
@@ -200,6 +172,13 @@ class JobBoard:
         self._order = itertools.count()
         self._waiting: deque[FakeJob] = deque()
         self._running: set[FakeJob] = set()
+
+    def new_id(self, rng: random.Random) -> str:
+        """A task id in the servers' shape (epoch ms + 3 digits), unused on this board."""
+        while True:
+            task_id = f"{now_ms()}{rng.randrange(1000):03d}"
+            if task_id not in self.jobs:
+                return task_id
 
     def admit(self, job: FakeJob) -> int | None:
         """Take a running slot (0) or a waiting place (its 1-based position); None = queue full."""
