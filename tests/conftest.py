@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -24,6 +26,36 @@ FAST: dict[str, Any] = {
     "reconcile_delays": (0.01, 0.02),
     "missing_after": 0.2,
 }
+
+
+SETTLE_TIMEOUT = 30.0
+"""Seconds `eventually` waits: far past any normal wait, so only a real hang fails a test."""
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = SETTLE_TIMEOUT) -> None:
+    """Wait until `condition()` holds (background work: jobs, callbacks, polls), or fail.
+
+    Tests wait for the state they need instead of sleeping a guessed time a busy machine breaks.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not reached within {timeout:g} s"
+        await asyncio.sleep(0.005)
+
+
+class Reached:
+    """An `on_progress` callback that records when a task reached `progress` percent."""
+
+    def __init__(self, progress: int) -> None:
+        self.progress = progress
+        self.event = asyncio.Event()
+
+    def __call__(self, info: mjasync.TaskInfo) -> None:
+        if info.progress == self.progress:
+            self.event.set()
+
+    async def wait(self) -> None:
+        await asyncio.wait_for(self.event.wait(), SETTLE_TIMEOUT)
 
 
 def default_client_options(monkeypatch: pytest.MonkeyPatch, **defaults: Any) -> None:

@@ -97,7 +97,7 @@ async def run(jobs: int, seed: int, *, job_seconds: float = 0.5) -> Report:
             fake.faults.callback_reorder = True
             async with mjasync.Client(
                 fake.url, fake.api_key, auth=fake.auth, poll_interval=0.1, retry_backoff=0.01,
-                reconcile_delays=(0.05, 0.2), timeout=5.0,
+                reconcile_delays=(0.05, 0.2), timeout=30.0,
             ) as mj:
                 await mj.callbacks.serve("127.0.0.1", 0)
                 results = await asyncio.gather(*(_one(mj, f"chaos {seed} job {i}") for i in range(jobs)))

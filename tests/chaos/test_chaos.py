@@ -7,6 +7,7 @@ import pytest
 from tests.chaos.chaos import run
 
 
+@pytest.mark.stress
 @pytest.mark.parametrize("seed", [1])
 async def test_every_job_comes_back_exactly_once(seed: int) -> None:
     report = await run(1000, seed)

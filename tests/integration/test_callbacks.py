@@ -16,6 +16,7 @@ from aiohttp import web
 
 import mjasync
 from mjasync.testing import FakeProxy
+from tests.conftest import SETTLE_TIMEOUT, Reached, eventually
 from tests.integration.conftest import client_for
 
 
@@ -35,9 +36,10 @@ async def post(url: str, body: bytes, *, chunked: bool = False) -> int:
         return response.status
 
 
-async def test_success_callback_resolves_wait_within_100_ms(fake: FakeProxy) -> None:
+async def test_success_callback_resolves_wait_at_once_not_at_the_next_poll(fake: FakeProxy) -> None:
     arrivals: dict[str, float] = {}
-    async with client_for(fake, poll_interval=5.0) as mj:
+    interval = 30.0
+    async with client_for(fake, poll_interval=interval) as mj:
         handler = mj.callbacks.aiohttp_handler()
 
         async def timed(request: web.Request) -> web.StreamResponse:
@@ -61,7 +63,8 @@ async def test_success_callback_resolves_wait_within_100_ms(fake: FakeProxy) -> 
         finally:
             await runner.cleanup()
         assert info.succeeded
-        assert returned - arrivals[task.id] < 0.1
+        # The latency figure itself is a benchmark's job; here the margin is the poll interval.
+        assert returned - arrivals[task.id] < interval / 2
         assert mj.stats.resolved_by_callback == 1 and mj.stats.resolved_by_poll == 0
         assert mj._poller.ticks == 1, "no second poll tick was needed"
 
@@ -83,8 +86,9 @@ async def test_rejected_deliveries_change_no_waiter(fake: FakeProxy) -> None:
         local = await mj.callbacks.serve("127.0.0.1", 0, public_url="http://bot.example/mj-hooks")
         assert local.endswith("/mj-hooks")
         task = await mj.imagine("STUCKJOB forever")
-        waiter = asyncio.ensure_future(task.wait(timeout=10))
-        await asyncio.sleep(0.4)  # the job now sits at 93 %
+        stuck = Reached(93)
+        waiter = asyncio.ensure_future(task.wait(timeout=None, on_progress=stuck))
+        await stuck.wait()
         token = (mj.callbacks.hook_url or "").rsplit("/", 1)[1]
         forged = json.dumps({"id": task.id, "status": "SUCCESS", "progress": "100%", "imageUrl": "x"}).encode()
         assert await post(f"{local}/wrong-token", forged) == 401
@@ -117,15 +121,15 @@ async def test_deliver_for_other_frameworks(fake: FakeProxy, caplog: pytest.LogC
             await mj.callbacks.deliver(b"x" * (mj.callbacks.max_body + 1), token)
         await mj.callbacks.deliver(json.dumps({"id": "999", "status": "SUCCESS"}).encode(), token)  # unknown: ignored
         task = await mj.imagine("a lighthouse")
-        waiter = asyncio.ensure_future(task.wait(timeout=10))
-        await asyncio.sleep(0.05)
+        waiter = asyncio.ensure_future(task.wait(timeout=None))
+        await asyncio.sleep(0)
         snapshot = {"id": task.id, "status": "IN_PROGRESS", "progress": "46%"}
         await mj.callbacks.deliver(json.dumps(snapshot).encode(), token)
         await asyncio.sleep(0)
         assert task.last is not None and task.last.progress == 46, "a callback wakes the waiter at once"
-        await asyncio.sleep(0.35)
+        await eventually(lambda: fake.jobs[task.id].status == "SUCCESS")
         await mj.callbacks.deliver(json.dumps({**snapshot, "status": "SUCCESS", "progress": "100%"}).encode(), token)
-        info = await asyncio.wait_for(waiter, 1.0)
+        info = await asyncio.wait_for(waiter, SETTLE_TIMEOUT)
         assert info.succeeded
         texts = [repr(mj.callbacks), repr(mj), caplog.text, str(caught.value)]
     assert all(token not in text for text in texts)
@@ -137,8 +141,8 @@ async def test_stale_callbacks_never_overwrite_newer_snapshots(fake: FakeProxy) 
         token = (mj.callbacks.hook_url or "").rsplit("/", 1)[1]
         task = await mj.imagine("STUCKJOB")
         seen: list[tuple[str, int | None]] = []
-        waiter = asyncio.ensure_future(task.wait(timeout=2, on_progress=lambda i: seen.append((i.status.value, i.progress))))
-        await asyncio.sleep(0.05)
+        waiter = asyncio.ensure_future(task.wait(timeout=None, on_progress=lambda i: seen.append((i.status.value, i.progress))))
+        await asyncio.sleep(0)
         for status, progress in (("IN_PROGRESS", "62%"), ("IN_PROGRESS", "31%"), ("SUBMITTED", "0%"), ("IN_PROGRESS", "62%")):
             body = json.dumps({"id": task.id, "status": status, "progress": progress}).encode()
             await mj.callbacks.deliver(body, token)
@@ -155,19 +159,29 @@ async def test_lossy_duplicated_reordered_callbacks_resolve_every_job_once() -> 
         fake.faults.callback_drop_rate = 0.5
         fake.faults.callback_duplicate_rate = 0.1
         fake.faults.callback_reorder = True
-        async with client_for(fake, poll_interval=0.5) as mj:
+        # Polls fail until every job has ended, so what resolves first is up to the callbacks alone;
+        # the jobs whose last callback was lost then come back by the polls that follow.
+        fake.faults.add("http_503", endpoint="list")
+        async with client_for(fake, poll_interval=0.05, max_retries=0) as mj:
             await mj.callbacks.serve("127.0.0.1", 0)
-            tasks = await asyncio.gather(*(mj.imagine(f"job {i}") for i in range(200)))
-            progress: dict[str, list[Any]] = {t.id: [] for t in tasks}
-            results = await asyncio.gather(
-                *(t.wait(timeout=20, on_progress=lambda i: progress[i.id].append(i.status)) for t in tasks)
-            )
+            progress: dict[str, list[Any]] = {}
+
+            async def submit_and_wait(prompt: str) -> tuple[mjasync.Task, mjasync.TaskInfo]:
+                task = await mj.imagine(prompt)
+                steps = progress[task.id] = []
+                return task, await task.wait(timeout=60, on_progress=lambda i: steps.append(i.status))
+
+            waits = asyncio.gather(*(submit_and_wait(f"job {i}") for i in range(200)))
+            await eventually(lambda: len(fake.jobs) == 200 and all(j.status == "SUCCESS" for j in fake.jobs.values()))
+            await eventually(lambda: mj.stats.resolved_by_callback > 0)
+            fake.faults.active.clear()
+            done = await waits
             stats = mj.stats
-    assert [r.id for r in results] == [t.id for t in tasks]
-    assert all(r.succeeded and r.progress == 100 and r.image_url for r in results)
-    for task, result in zip(tasks, results, strict=True):
+    assert len(done) == 200
+    for task, result in done:
+        assert result.id == task.id and result.succeeded and result.progress == 100 and result.image_url
         final = fake.jobs[task.id].task_json()
         assert (result.image_url, result.progress_text) == (final["imageUrl"], final["progress"])
         assert progress[task.id].count(mjasync.TaskStatus.SUCCESS) == 1, "resolved exactly once"
     assert stats.resolved_by_callback + stats.resolved_by_poll == 200
-    assert stats.resolved_by_callback > 0 and fake.stats.callbacks_dropped > 0
+    assert stats.resolved_by_callback > 0 and stats.resolved_by_poll > 0 and fake.stats.callbacks_dropped > 0

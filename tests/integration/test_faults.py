@@ -8,6 +8,7 @@ import pytest
 
 import mjasync
 from mjasync.testing import FakeProxy
+from tests.conftest import eventually
 from tests.integration.conftest import client_for
 
 
@@ -38,8 +39,9 @@ async def test_stuck_job_without_server_timeout_hits_the_wait_deadline() -> None
     async with FakeProxy("reference", job_seconds=0.1) as fake:
         async with client_for(fake) as mj:
             task = await mj.imagine("STUCKJOB forever")
+            await eventually(lambda: fake.jobs[task.id].progress == "93%")
             with pytest.raises(mjasync.WaitTimeoutError) as caught:
-                await task.wait(timeout=0.4)
+                await task.wait(timeout=1.0)
             assert caught.value.last is not None and caught.value.last.progress == 93
             assert (await mj.fetch(task.id)).status is mjasync.TaskStatus.IN_PROGRESS, "the job goes on"
 

@@ -7,7 +7,7 @@ import contextlib
 import json
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import aiohttp
@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from mjasync.testing import FakeProxy, serve
+from tests.conftest import SETTLE_TIMEOUT, eventually
 
 Dialect = Literal["reference", "extended", "relay"]
 DIALECTS: tuple[Dialect, ...] = ("reference", "extended", "relay")
@@ -87,15 +88,7 @@ async def wait_done(client: Client, task_id: Any) -> list[dict[str, Any]]:
                 seen.append(task)
         return seen
 
-    return await asyncio.wait_for(poll(), 5)
-
-
-async def settle(done: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait until `done()` holds (background work such as callbacks), or fail."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
+    return await asyncio.wait_for(poll(), SETTLE_TIMEOUT)
 
 
 # --- auth ---
@@ -192,7 +185,7 @@ async def test_imagine_runs_to_success_with_a_real_png(client: Client) -> None:
 async def test_a_running_job_shows_a_preview(client: Client) -> None:
     fake = client[0]
     task_id = str((await submit(client, prompt="STUCKJOB"))["result"])
-    await settle(lambda: fake.jobs[task_id].status == "IN_PROGRESS")
+    await eventually(lambda: fake.jobs[task_id].status == "IN_PROGRESS")
     running = await fetch(client, task_id)
     assert running["imageUrl"].startswith(f"{fake.url}/mj/image/{task_id}?rand=")
     assert running["finishTime"] == (0 if fake.dialect == "relay" else None)
@@ -441,8 +434,14 @@ async def test_refuse_connections_then_reopen_on_the_same_port() -> None:
         await fake.refuse_connections(0.3)
         with pytest.raises(aiohttp.ClientConnectorError):  # refused: provably not delivered
             await submit(client)
-        await asyncio.sleep(0.4)
-        assert fake.url == url and (await submit(client))["code"] == 1
+        await eventually(lambda: fake.url == url)
+        for _ in range(600):  # the port opens again in the background: wait for it, not a guess
+            with contextlib.suppress(aiohttp.ClientConnectorError):
+                assert (await submit(client))["code"] == 1
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the port never opened again")
         assert fake.stats.accepted_submits == 2
 
 
@@ -484,7 +483,7 @@ async def run_with_hook(
             setattr(fake.faults, name, value)
         await wait_done(client, (await submit(client, notifyHook=receiver.url))["result"])
         stats = fake.stats
-        await settle(
+        await eventually(
             lambda: stats.callbacks_sent + stats.callbacks_failed + stats.callbacks_dropped >= expect
         )
     return fake, receiver
@@ -566,7 +565,7 @@ async def test_serve_prints_url_key_and_auth(capsys: pytest.CaptureFixture[str])
         printed.append(capsys.readouterr().out)
         return "auth=" in "".join(printed)
 
-    await settle(has_printed)
+    await eventually(has_printed)
     server.cancel()
     with pytest.raises(asyncio.CancelledError):
         await server

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
 import pytest
 
+from tests.conftest import eventually
 from tests.integration.test_simulator import (
     DATA_URL,
     DIALECTS,
@@ -169,11 +169,12 @@ async def test_modal_buttons_and_remix(dialect: Dialect) -> None:
 
 
 async def test_save_lag_refuses_actions_on_a_fresh_parent() -> None:
-    async with proxy("extended", save_lag=0.2) as client:
+    lag = 2.0
+    async with proxy("extended", save_lag=lag) as client:
         parent = await done_job(client)
         body = {"taskId": parent["id"], "customId": parent["buttons"][0]["customId"]}
         assert (await post(client, "/mj/submit/action", body))[1]["description"] == "关联任务状态错误"
-        await asyncio.sleep(0.25)
+        await eventually(lambda: not client[0].jobs[parent["id"]].finished_within(lag))
         assert (await post(client, "/mj/submit/action", body))[1]["code"] == 1
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import mjasync
-from tests.conftest import API_KEY, BASE_URL, FAST, MockedHTTP, callback_result
+from tests.conftest import API_KEY, BASE_URL, FAST, MockedHTTP, callback_result, eventually
 
 LIST = BASE_URL + "/mj/task/list-by-condition"
 
@@ -205,8 +205,7 @@ async def test_close_leaves_no_pending_tasks(http: MockedHTTP) -> None:
 async def test_poller_stops_when_nothing_waits(http: MockedHTTP, client: mjasync.Client) -> None:
     http.post(LIST, callback=Script({"1": [task_json("1", "SUCCESS", "100%")]}), repeat=True)
     await client.task("1").wait()
-    await asyncio.sleep(0.05)
-    assert client._poller._task is None
+    await eventually(lambda: client._poller._task is None)
     calls = len(http.calls("POST", "/mj/task/list-by-condition"))
     await asyncio.sleep(0.05)
     assert len(http.calls("POST", "/mj/task/list-by-condition")) == calls
