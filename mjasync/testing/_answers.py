@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -40,9 +41,16 @@ def html_page(status: int, title: str) -> web.Response:
     return web.Response(status=status, text=page, content_type="text/html")
 
 
-def upstream_error(text: str) -> web.Response:
-    """A relay's 400 for a rejected task request (it drops the envelope)."""
-    return json_answer({"description": f"{text} ", "type": "upstream_error", "code": 4}, 400)
+def upstream_error(text: str, status: int = 400) -> web.Response:
+    """A relay's answer to any refused Midjourney request: the envelope dropped, code always 4,
+    the text with the trailing space new-api's error wrapper adds."""
+    return json_answer({"description": f"{text} ", "type": "upstream_error", "code": 4}, status)
+
+
+def spring_error(status: int, error: str, path: str) -> web.Response:
+    """Spring Boot's default error body (the reference server on a body it cannot bind): no `code`."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime())
+    return json_answer({"timestamp": stamp, "status": status, "error": error, "path": path}, status)
 
 
 def gateway_error(message: str, status: int) -> web.Response:

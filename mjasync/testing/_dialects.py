@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from aiohttp import web
 
-from ._answers import envelope, gateway_error, json_answer, result_failure, upstream_error
+from ._answers import envelope, gateway_error, json_answer, result_failure, spring_error, upstream_error
 from ._jobs import MODAL_BUTTONS, TERMINAL, VIDEO_ACTIONS, FakeJob
 
 DialectName = Literal["reference", "extended", "relay"]
@@ -69,6 +69,8 @@ class Dialect:
     """True: `/submit/change` without an index is rejected, even for REROLL."""
     list_limit: ClassVar[int | None] = None
     """How many of the newest tasks `/task/list` shows; None = all."""
+    auth_first: ClassVar[bool] = False
+    """True: a wrong key is answered 401 before routing, so even on a route not served."""
 
     def __repr__(self) -> str:
         return f"<Dialect {self.name}>"
@@ -95,9 +97,9 @@ class Dialect:
         """A refused request with the proxy's `code` and `text`."""
         return json_answer(envelope(code, text, None, properties), status)
 
-    def bad_body(self) -> web.Response:
-        """The answer to a body that is not a JSON object."""
-        return self.rejection(4, "bind_request_body_failed", status=400)
+    def bad_body(self, path: str) -> web.Response:
+        """The answer to a body that is not a JSON object: Spring's default 400, no `code`."""
+        return spring_error(400, "Bad Request", path)
 
     def unknown_fetch(self) -> web.Response:
         """`fetch` of an id this server never issued."""
@@ -111,13 +113,13 @@ class Dialect:
         """A follow-up submit naming an unknown parent task."""
         return self.rejection(3, "关联任务不存在或已失效")
 
+    def no_seed(self) -> web.Response:
+        """`image-seed` of a task that has no image hash yet (not finished)."""
+        return self.rejection(3, "未找到 seed")
+
     def accepted_code(self, code: int, custom_id: str) -> int:
         """The code an accepted submit shows for the server's `code` (1, 21 or 22)."""
         return code
-
-    def result_id(self, task_id: str) -> str | int:
-        """The `result` of an accepted submit: the new task id."""
-        return task_id
 
     def task_json(self, job: FakeJob) -> dict[str, Any]:
         """`job` as this family's fetch, list and callbacks show it."""
@@ -144,7 +146,11 @@ class Dialect:
 
 
 class Reference(Dialect):
-    """novicezk/midjourney-proxy: `mj-api-secret`, an empty 200 for an unknown id."""
+    """novicezk/midjourney-proxy: `mj-api-secret`, an empty 200 for an unknown id.
+
+    A body it cannot bind gets Spring's default 400 (`timestamp`, `status`, `error`, `path`; no
+    `code`), as its Jackson binding throws before the controller runs (protocol.md section 14).
+    """
 
     name = "reference"
     auth = "mj-api-secret"
@@ -174,12 +180,19 @@ class Reference(Dialect):
 
 
 class Extended(Dialect):
-    """The extended server (trueai-org): raw Authorization, extra task fields, 404 on an unknown id."""
+    """The extended server (trueai-org): raw Authorization, extra task fields (protocol.md section 14).
+
+    Its own code: fetch of an unknown id returns a null `ActionResult` (HTTP 204, empty body); a new
+    task is `NOT_START` from the start and accepted with `提交成功`; image-seed of an unknown id is
+    404 code 3 `关联任务不存在或已失效`, of a task without a hash 400 code 4; the auth middleware
+    runs before routing (a wrong key on a missing route is 401); a body it cannot bind is
+    ``{"success": false, "code": -1, ...}``.
+    """
 
     name = "extended"
     auth = "authorization"
     mode_segment = r"mj-(?:fast|relax|turbo)"
-    accepted = "Submit success"
+    accepted = "提交成功"
     timeout_text = "执行超时 5 分钟"
     queue_full = (9, "提交失败，队列已满，请稍后重试")
     instance: ClassVar[Mapping[str, str]] = {
@@ -189,6 +202,7 @@ class Extended(Dialect):
     missing = frozenset({"/mj/submit/change", "/mj/submit/simple-change", "/mj/task/queue"})
     describe_takes_link = True
     list_limit = 100
+    auth_first = True
 
     def sent_key(self, headers: Mapping[str, str]) -> str:
         return headers.get("Authorization", "") or super().sent_key(headers)
@@ -196,11 +210,20 @@ class Extended(Dialect):
     def unauthorized(self) -> web.Response:
         return web.Response(status=401, text="Authorization header missing.")
 
-    def bad_body(self) -> web.Response:
+    def bad_body(self, path: str) -> web.Response:
         return result_failure("请求参数错误")
+
+    def unknown_fetch(self) -> web.Response:
+        return web.Response(status=204)
+
+    def unknown_task(self) -> web.Response:
+        return self.rejection(3, "关联任务不存在或已失效", status=404)
 
     def unknown_parent(self) -> web.Response:
         return self.rejection(3, "关联任务不存在或已失效", status=404)
+
+    def no_seed(self) -> web.Response:
+        return self.rejection(4, "关联任务状态错误", status=400)
 
     def task_json(self, job: FakeJob) -> dict[str, Any]:
         task = super().task_json(job)
@@ -212,7 +235,6 @@ class Extended(Dialect):
         if done and job.start_time is not None and job.finish_time is not None:
             used = f"{(job.finish_time - job.start_time) / 1000:.2f} s"
         task.update(
-            status=None if job.status == "NOT_START" else job.status,
             isCompleted=done,
             botType=job.bot_type,
             parentId=job.parent_id,
@@ -229,7 +251,19 @@ class Extended(Dialect):
 
 
 class Relay(Dialect):
-    """A new-api style relay: Bearer, 22 shown as 1, snake_case 400s, `{"error": {...}}` gateway bodies."""
+    """A new-api style relay: Bearer, 22 shown as 1, `{"error": {...}}` gateway bodies (protocol.md 14).
+
+    From new-api's own code: `result` is a string; a task is the relay's copy, filled by polling its
+    upstream (every ~15 s): until the first poll (FakeProxy's `upstream_poll_seconds`) it shows
+    `status: ""`, `progress: "0%"`, `buttons`/`properties: null`, `state: ""` (the caller's state
+    only arrives with that poll), `videoUrl: ""`, `videoUrls: null`, `description: "提交成功"`. A
+    FAILURE shows `progress: "100%"`; there are no `mode`/`cost` fields. Plus-style customIds are
+    mapped to actions as `CoverPlusActionToNormalAction` does (REROLL, UPSCALE, LOW_/HIGH_VARIATION).
+    Every refused Midjourney request is HTTP 400 (429 for code 30) with
+    ``{"description": "<text> ", "type": "upstream_error", "code": 4}``: code 4 whatever the
+    upstream's code, so a caller cannot tell a banned prompt from a full queue but by the text.
+    `bearer` is accepted in any case.
+    """
 
     name = "relay"
     auth = "bearer"
@@ -255,14 +289,25 @@ class Relay(Dialect):
     prompt_required = "prompt_is_required"
     parent_not_ready = "task_status_not_success"
     unknown_button = "unknown_action:{}"
-    # Relays name the always-modal children by their own actions (protocol.md 12.3).
-    child_actions = (("MJ::Inpaint::", "INPAINT"), ("MJ::CustomZoom::", "CUSTOM_ZOOM"), *_CHILD_ACTIONS)
+    # CoverPlusActionToNormalAction: the action named in the customId, variations by their kind.
+    child_actions = (
+        ("MJ::JOB::upsample", "UPSCALE"),
+        ("MJ::JOB::low_variation::", "LOW_VARIATION"),
+        ("MJ::JOB::high_variation::", "HIGH_VARIATION"),
+        ("MJ::JOB::variation::", "VARIATION"),
+        ("MJ::JOB::pan_", "PAN"),
+        ("MJ::JOB::reroll::", "REROLL"),
+        ("MJ::Outpaint::", "ZOOM"),
+        ("MJ::CustomZoom::", "CUSTOM_ZOOM"),
+        ("MJ::Inpaint::", "INPAINT"),
+    )
     keeps_notify_hook = False
     needs_custom_id = True
     needs_index = True
 
     def sent_key(self, headers: Mapping[str, str]) -> str:
-        token = headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        token = headers.get("Authorization", "")
+        token = (token[7:] if token[:7].lower() == "bearer " else token).strip()
         return token if token not in ("", "midjourney-proxy") else super().sent_key(headers)
 
     def unauthorized(self) -> web.Response:
@@ -277,12 +322,14 @@ class Relay(Dialect):
     def rejection(
         self, code: int, text: str, properties: Mapping[str, Any] | None = None, *, status: int = 200
     ) -> web.Response:
-        if code in (3, 4):
-            return upstream_error(text)
-        return super().rejection(code, text, properties, status=status)
+        return upstream_error(text, 429 if code == 30 else 400)
+
+    def bad_body(self, path: str) -> web.Response:
+        listing = path.endswith(tuple(LIST_ROUTES))
+        return upstream_error("do_request_failed" if listing else "bind_request_body_failed")
 
     def unknown_fetch(self) -> web.Response:
-        return self.rejection(3, "task_no_found", status=404)
+        return self.rejection(4, "task_no_found")
 
     def unknown_task(self) -> web.Response:
         return self.rejection(3, "task_not_found", status=404)
@@ -296,23 +343,28 @@ class Relay(Dialect):
             return 1
         return code
 
-    def result_id(self, task_id: str) -> str | int:
-        return int(task_id)
-
     def task_json(self, job: FakeJob) -> dict[str, Any]:
         task = {k: "" if v is None else v for k, v in super().task_json(job).items()}
         task.update(
-            status="" if job.status == "NOT_START" else job.status,
-            description=job.submit_text,
-            startTime=job.start_time or 0,
-            finishTime=job.finish_time or 0,
-            properties={"finalPrompt": job.final_prompt, "finalZhPrompt": ""},
-            buttons=job.buttons,
+            description="提交成功",
             customId=job.custom_id,
             botType="",
             maskBase64="",
-            mode=job.mode,
-            cost=0.05,
+            videoUrl="",
+            videoUrls=None,
+        )
+        if not job.upstream_polled:
+            task.update(
+                status="", progress="0%", state="", promptEn="", imageUrl="", failReason="",
+                startTime=0, finishTime=0, buttons=None, properties=None,
+            )
+            return task
+        task.update(
+            progress="100%" if job.status == "FAILURE" else job.progress or "",
+            startTime=job.start_time or 0,
+            finishTime=job.finish_time or 0,
+            properties={"finalPrompt": job.final_prompt, "finalZhPrompt": ""},
+            buttons=job.buttons or None,
         )
         return task
 

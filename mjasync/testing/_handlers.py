@@ -6,6 +6,7 @@ import base64
 import itertools
 import random
 import re
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -54,12 +55,14 @@ class Handlers:
         banned_words: Sequence[str],
         fail_words: Sequence[str],
         stuck_words: Sequence[str],
+        upstream_poll: float,
     ) -> None:
         self._dialect = dialect
         self._board = board
         self._stats = stats
         self._rng = rng
         self._live = live
+        self._upstream_poll = upstream_poll
         self._banned, self._fail, self._stuck = tuple(banned_words), tuple(fail_words), tuple(stuck_words)
 
     # --- submits ---
@@ -189,7 +192,7 @@ class Handlers:
     async def image_seed(self, request: web.Request) -> web.Response:
         job = self._known(request.match_info["id"])
         if job.status != "SUCCESS":
-            raise self._reject(3, "未找到 seed")
+            raise Answer(self._dialect.no_seed())
         return json_answer(envelope(1, "成功", job.seed))
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -235,7 +238,7 @@ class Handlers:
         body = read_json(await request.read())
         if isinstance(body, dict):
             return body
-        raise Answer(self._dialect.bad_body())
+        raise Answer(self._dialect.bad_body(request.path))
 
     def _prompt(self, body: Mapping[str, Any]) -> str:
         prompt = text_of(body, "prompt")
@@ -290,6 +293,7 @@ class Handlers:
             final_prompt=prompt if final_prompt is None else final_prompt,
             fails=word_in(prompt, self._fail) is not None,
             stuck=word_in(prompt, self._stuck) is not None,
+            polled_at=time.monotonic() + self._upstream_poll,
         )
         if modal:
             job.status = "MODAL"
@@ -315,7 +319,7 @@ class Handlers:
         job.submit_text = text or self._dialect.accepted
         code = self._dialect.accepted_code(code, job.custom_id)
         shown = {**self._dialect.instance, **properties}
-        return json_answer(envelope(code, job.submit_text, self._dialect.result_id(job.id), shown))
+        return json_answer(envelope(code, job.submit_text, job.id, shown))
 
     def _press(
         self, request: web.Request, body: Mapping[str, Any], parent: FakeJob, custom_id: str

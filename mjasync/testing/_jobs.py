@@ -107,6 +107,8 @@ class FakeJob:
     fail_reason: str | None = None
     preview_ns: int = 0
     timeout_at: float | None = None
+    polled_at: float = 0.0
+    """Monotonic time of a relay's first upstream poll (`upstream_poll_seconds` after the submit)."""
 
     @property
     def progress(self) -> str | None:
@@ -138,6 +140,11 @@ class FakeJob:
             {"customId": c.format(self.hash), "emoji": e, "label": label, "type": 2, "style": 2}
             for c, e, label in specs
         ]
+
+    @property
+    def upstream_polled(self) -> bool:
+        """True once a relay has polled its upstream for this job; a MODAL job counts as polled."""
+        return self.status == "MODAL" or time.monotonic() >= self.polled_at
 
     def finished_within(self, seconds: float) -> bool:
         """True while less than `seconds` have passed since the job finished."""

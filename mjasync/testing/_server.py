@@ -67,7 +67,15 @@ def _abort(request: web.Request) -> web.Response:
 
 
 class FakeProxy:
-    """A stateful Midjourney proxy on loopback: the test, demo and benchmark backend."""
+    """A stateful Midjourney proxy on loopback: the test, demo and benchmark backend.
+
+    Each dialect answers as that server family's own code does (protocol.md section 14; see the
+    `Dialect` subclasses). `upstream_poll_seconds` (divided by `time_scale`, like `job_seconds`)
+    is when the relay first polls its upstream for a new task: until then a relay task shows
+    `status: ""`, `state: ""`, no buttons or properties. Real relays poll every ~15 s; the default,
+    one progress step (`job_seconds / 7`), keeps that phase visible but short. Other dialects
+    ignore it.
+    """
 
     def __init__(
         self,
@@ -88,11 +96,14 @@ class FakeProxy:
         remix: bool = False,
         save_lag: float = 0.0,
         seed: int | None = None,
+        upstream_poll_seconds: float | None = None,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {sorted(DIALECTS)}, not {dialect!r}")
         if job_seconds <= 0 or time_scale <= 0:
             raise ValueError("job_seconds and time_scale must be positive")
+        if upstream_poll_seconds is not None and upstream_poll_seconds < 0:
+            raise ValueError("upstream_poll_seconds must not be negative")
         self.dialect: DialectName = dialect
         self.api_key = api_key
         self._dialect = DIALECTS[dialect]
@@ -115,8 +126,9 @@ class FakeProxy:
         clock = job_seconds / time_scale
         # A short tick spreads completions (and their callbacks) as a real server does, not in bursts.
         self._tick = min(max(clock / len(STEPS), 0.002), 0.02)
+        step = clock / (len(STEPS) - 1)
         self._board = JobBoard(
-            step_seconds=clock / (len(STEPS) - 1),
+            step_seconds=step,
             server_timeout=None if server_timeout is None else server_timeout / time_scale,
             concurrency=concurrency,
             queue_size=queue_size,
@@ -134,6 +146,7 @@ class FakeProxy:
             banned_words=banned_words,
             fail_words=fail_words,
             stuck_words=stuck_words,
+            upstream_poll=step if upstream_poll_seconds is None else upstream_poll_seconds / time_scale,
         )
         self._callbacks = CallbackSender(self.stats, self.faults, self._rng)
         self._runner: web.AppRunner | None = None
@@ -259,9 +272,12 @@ class FakeProxy:
         if fault is not None and fault.kind in _BEFORE_HANDLER:
             await asyncio.sleep(fault.delay)
             return self._fault_response(request, fault)
-        if path in self._missing:
+        refused = not path.startswith(_PUBLIC_PREFIXES) and not self._authorized(request)
+        if refused and self._dialect.auth_first:
+            response = self._dialect.unauthorized()
+        elif path in self._missing:
             response = self._dialect.not_served()
-        elif not path.startswith(_PUBLIC_PREFIXES) and not self._authorized(request):
+        elif refused:
             response = self._dialect.unauthorized()
         else:
             try:

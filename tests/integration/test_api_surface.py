@@ -47,6 +47,9 @@ WITH_BUTTONS = pytest.mark.parametrize("fake", ["extended", "relay"], indirect=T
 
 # --- U / V / reroll: action where the server has it, change on the reference server ---
 
+# What the relay names a child task (CoverPlusActionToNormalAction, protocol.md section 14).
+RELAY_ACTIONS = {"IMAGINE": "REROLL", "UPSCALE_HD": "UPSCALE"}
+
 
 @pytest.mark.parametrize(
     ("press", "kind", "index", "change", "action"),
@@ -68,6 +71,8 @@ async def test_grid_helpers_round_trip(
     parent = await finished(mj)
     child = await press(parent)
     info = await child.wait(timeout=10)
+    if fake.dialect == "relay":
+        action = RELAY_ACTIONS.get(action, action)
     assert info.action.value == action and fake.jobs[child.id].parent_id == parent.id
     job_hash = fake.jobs[parent.id].hash
     if fake.dialect == "reference":
@@ -100,15 +105,15 @@ async def test_action_by_custom_id_works_everywhere(fake: FakeProxy, mj: mjasync
 
 
 @pytest.mark.parametrize(
-    ("press", "prefix", "action"),
+    ("press", "prefix", "action", "relay_action"),
     [
-        (lambda t: t.zoom(2), "MJ::Outpaint::50::1::", "ZOOM"),
-        (lambda t: t.zoom(1.5), "MJ::Outpaint::75::1::", "ZOOM"),
-        (lambda t: t.pan("left"), "MJ::JOB::pan_left::1::", "PAN"),
-        (lambda t: t.pan("up"), "MJ::JOB::pan_up::1::", "PAN"),
-        (lambda t: t.vary(), "MJ::JOB::low_variation::1::", "VARIATION"),
-        (lambda t: t.vary(strong=True), "MJ::JOB::high_variation::1::", "VARIATION"),
-        (lambda t: t.upscale_hd("creative"), "MJ::JOB::upsample_v6_2x_creative::1::", "UPSCALE_HD"),
+        (lambda t: t.zoom(2), "MJ::Outpaint::50::1::", "ZOOM", "ZOOM"),
+        (lambda t: t.zoom(1.5), "MJ::Outpaint::75::1::", "ZOOM", "ZOOM"),
+        (lambda t: t.pan("left"), "MJ::JOB::pan_left::1::", "PAN", "PAN"),
+        (lambda t: t.pan("up"), "MJ::JOB::pan_up::1::", "PAN", "PAN"),
+        (lambda t: t.vary(), "MJ::JOB::low_variation::1::", "VARIATION", "LOW_VARIATION"),
+        (lambda t: t.vary(strong=True), "MJ::JOB::high_variation::1::", "VARIATION", "HIGH_VARIATION"),
+        (lambda t: t.upscale_hd("creative"), "MJ::JOB::upsample_v6_2x_creative::1::", "UPSCALE_HD", "UPSCALE"),
     ],
 )
 @WITH_BUTTONS
@@ -118,10 +123,11 @@ async def test_upscaled_helpers_round_trip(
     press: Callable[[mjasync.Task], Awaitable[mjasync.Task]],
     prefix: str,
     action: str,
+    relay_action: str,
 ) -> None:
     parent = await upscaled(fake, mj)
     info = await (await press(parent)).wait(timeout=10)
-    assert info.action.value == action
+    assert info.action.value == (relay_action if fake.dialect == "relay" else action)
     body = bodies(fake, "POST /mj/submit/action")[-1]
     assert body == {"taskId": parent.id, "customId": f"{prefix}{fake.jobs[parent.id].hash}::SOLO"}
 

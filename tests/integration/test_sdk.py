@@ -83,7 +83,8 @@ async def test_wrong_key_is_an_authentication_error(fake: FakeProxy) -> None:
 async def test_banned_word(fake: FakeProxy, mj: mjasync.Client) -> None:
     with pytest.raises(mjasync.BannedPromptError) as caught:
         await mj.imagine("a nude statue")
-    assert caught.value.banned_word == "nude"
+    # A relay's 400 body has no properties: its text says banned, nothing says which word.
+    assert caught.value.banned_word == (None if fake.dialect == "relay" else "nude")
     assert fake.stats.accepted_submits == 0
 
 

@@ -63,7 +63,7 @@ async def test_which_endpoints_each_dialect_serves(dialect: Dialect) -> None:
     if dialect == "reference":
         return
     shorten, upload, seed = answers["shorten"][1], answers["upload"][1], answers["seed"][1]
-    assert shorten["code"] in (1, 22) and isinstance(shorten["result"], int if dialect == "relay" else str)
+    assert shorten["code"] in (1, 22) and isinstance(shorten["result"], str)
     assert upload["code"] == 1 and upload["result"][0].startswith("http://127.0.0.1:")
     assert seed == {"code": 1, "description": "成功", "result": client[0].jobs[task_id].seed, "properties": {}}
 
@@ -94,8 +94,8 @@ async def test_image_seed_needs_a_finished_known_task(dialect: Dialect) -> None:
         status, body = await get(client, f"/mj/task/{running}/image-seed")
         unknown = await get(client, "/mj/task/1/image-seed")
     if dialect == "extended":
-        assert (status, body["code"], body["description"]) == (200, 3, "未找到 seed")
-        assert (unknown[0], unknown[1]["code"]) == (404, 3)
+        assert (status, body["code"], body["description"]) == (400, 4, "关联任务状态错误")
+        assert (unknown[0], unknown[1]["code"], unknown[1]["description"]) == (404, 3, "关联任务不存在或已失效")
     else:
         assert (status, body) == (400, {"description": "未找到 seed ", "type": "upstream_error", "code": 4})
         assert unknown == (400, {"description": "task_not_found ", "type": "upstream_error", "code": 4})
@@ -154,11 +154,11 @@ async def test_modal_buttons_and_remix(dialect: Dialect) -> None:
             _, answer = await post(client, "/mj/submit/action", {"taskId": upscaled["id"], "customId": custom[label]})
             task = await fetch(client, answer["result"])
             codes[label] = (answer["code"], task["status"], task["action"])
-    if dialect == "relay":  # 21 survives only for Vary Region and Custom Zoom; relays name those actions
+    if dialect == "relay":  # 21 survives only for Vary Region and Custom Zoom; relays name every action
         assert codes == {
             "Vary (Region)": (21, "MODAL", "INPAINT"),
             "Custom Zoom": (21, "MODAL", "CUSTOM_ZOOM"),
-            "Vary (Strong)": (1, "MODAL", "VARIATION"),
+            "Vary (Strong)": (1, "MODAL", "HIGH_VARIATION"),
         }
     else:
         assert codes == {
