@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 import mjasync
-from tests.conftest import API_KEY, BASE_URL, FAST, MockedHTTP, callback_result, eventually
+from tests.conftest import (
+    API_KEY,
+    BASE_URL,
+    FAST,
+    SETTLE_TIMEOUT,
+    MockedHTTP,
+    Reached,
+    callback_result,
+    eventually,
+)
 
 LIST = BASE_URL + "/mj/task/list-by-condition"
 
@@ -189,15 +198,15 @@ async def test_asyncio_timeout_around_wait_propagates(http: MockedHTTP, client: 
     assert len(client._poller) == 0
 
 
-async def test_close_leaves_no_pending_tasks(http: MockedHTTP) -> None:
+async def test_close_ends_a_pending_wait_and_leaves_no_pending_tasks(http: MockedHTTP) -> None:
     http.post(LIST, callback=Script({"1": [task_json("1", "IN_PROGRESS", "15%")]}), repeat=True)
     mj = mjasync.Client(BASE_URL, API_KEY, **FAST)
-    waiter = asyncio.ensure_future(mj.task("1").wait())
-    await asyncio.sleep(0.05)
-    waiter.cancel()
+    running = Reached(15)
+    waiter = asyncio.ensure_future(mj.task("1").wait(timeout=None, on_progress=running))
+    await running.wait()  # the wait is pending on a running job, nobody cancelled it
     await mj.close()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
+    with pytest.raises(mjasync.ClientClosedError):
+        await asyncio.wait_for(waiter, SETTLE_TIMEOUT)
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert others == []
 
