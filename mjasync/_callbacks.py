@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ._poller import Poller
 
-__all__ = ["DEFAULT_MAX_BODY", "Callbacks"]
+__all__ = ["Callbacks"]
 
 DEFAULT_MAX_BODY: Final = 1024 * 1024
 """Bytes: a larger callback body is refused (413) without being read whole."""

@@ -14,7 +14,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from ._models import Button, SubmitResult, TaskAction, TaskInfo, TaskStatus
 
-__all__ = ["converter", "join_state", "split_state", "structure", "unstructure"]
+__all__ = ["join_state", "split_state", "structure", "unstructure"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)

@@ -10,7 +10,7 @@ from typing import Final
 from ._classify import endpoint_missing, unsupported
 from ._exceptions import APIStatusError, UnsupportedEndpointError
 
-__all__ = ["ACTION", "CHANGE", "MODAL", "QUERY", "SERVED_BY", "optional"]
+__all__ = ["ACTION", "CHANGE", "MODAL", "QUERY", "optional"]
 
 ACTION: Final = "/mj/submit/action"
 CHANGE: Final = "/mj/submit/change"

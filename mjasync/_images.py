@@ -20,7 +20,7 @@ from ._exceptions import InvalidRequestError
 if TYPE_CHECKING:
     from ._transport import Consume
 
-__all__ = ["ImageSource", "data_url", "save_image", "sniff_mime"]
+__all__ = ["data_url", "save_image"]
 
 _DATA_URL: Final = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)\Z", re.S)
 _MAGIC: Final = (

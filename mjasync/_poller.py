@@ -18,7 +18,7 @@ from ._logging import logger
 from ._models import TaskInfo, is_older, snapshot_key
 from ._stats import ClientStats
 
-__all__ = ["Entry", "Poller", "TaskReader"]
+__all__ = ["Poller", "TaskReader"]
 
 SINGLE_FETCH_CONCURRENCY: Final = 8
 CALLBACK_QUIET_TICKS: Final = 4

@@ -12,6 +12,17 @@ from aiohttp import web
 
 from ._jobs import now_ms
 
+__all__ = [
+    "Answer",
+    "envelope",
+    "gateway_error",
+    "html_page",
+    "json_answer",
+    "result_failure",
+    "spring_error",
+    "upstream_error",
+]
+
 _dumps: Final = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -13,6 +13,8 @@ import aiohttp
 from ._faults import Faults
 from ._stats import FakeStats
 
+__all__ = ["CallbackSender"]
+
 _REORDER_JITTER: Final = 0.05
 """Seconds of random delay used by `callback_reorder` when no `callback_delay` is set."""
 

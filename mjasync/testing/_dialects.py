@@ -14,6 +14,8 @@ from aiohttp import web
 from ._answers import envelope, gateway_error, json_answer, result_failure, spring_error, upstream_error
 from ._jobs import MODAL_BUTTONS, TERMINAL, VIDEO_ACTIONS, FakeJob
 
+__all__ = ["DIALECTS", "LIST_ROUTES", "Dialect", "DialectName"]
+
 DialectName = Literal["reference", "extended", "relay"]
 AuthName = Literal["bearer", "mj-api-secret", "authorization"]
 

@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+__all__ = ["Fault", "Faults"]
+
 FaultKind = Literal[
     "http_500",
     "http_502",

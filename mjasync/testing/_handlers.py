@@ -29,6 +29,8 @@ from ._jobs import (
 from ._png import grid_png
 from ._stats import FakeStats
 
+__all__ = ["Handlers"]
+
 
 class Live(Protocol):
     """The FakeProxy settings the handlers read at each request (a test may change them)."""

@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+__all__ = ["id_of", "is_data_url", "is_url", "read_json", "text_of", "word_in"]
+
 _DATA_URL: Final = re.compile(r"data:[\w.+/-]+;base64,(.+)", re.DOTALL)
 
 

@@ -13,6 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+__all__ = [
+    "DESCRIPTION",
+    "MODAL_BUTTONS",
+    "REMIX_BUTTONS",
+    "STEPS",
+    "TERMINAL",
+    "VIDEO_ACTIONS",
+    "FakeJob",
+    "JobBoard",
+    "now_ms",
+    "shortened",
+]
+
 if TYPE_CHECKING:
     from ._dialects import Dialect
 

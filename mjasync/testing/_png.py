@@ -8,6 +8,8 @@ import struct
 import zlib
 from typing import Final
 
+__all__ = ["grid_png"]
+
 _SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 
 

@@ -29,6 +29,8 @@ from ._inputs import read_json
 from ._jobs import STEPS, FakeJob, JobBoard
 from ._stats import FakeStats, RecordedRequest
 
+__all__ = ["FakeProxy", "serve"]
+
 _SECRET_HEADERS: Final = ("Authorization", "mj-api-secret", "x-api-key")
 _BEFORE_HANDLER: Final = frozenset(
     {"http_500", "http_502", "http_503", "http_504", "http_429", "reset_before_record", "html", "empty"}
