@@ -23,6 +23,9 @@ __all__ = ["Entry", "Poller", "TaskReader"]
 SINGLE_FETCH_CONCURRENCY: Final = 8
 CALLBACK_QUIET_TICKS: Final = 4
 """An id that had a callback in the last few intervals is polled only every this many ticks."""
+REFUSED_POLLS: Final = 3
+"""Polls in a row refused with 401/403 or an enveloped 404 before a wait fails with that error:
+one refused answer (a WAF page, a gateway blip) is no proof that every later one will be."""
 
 
 class TaskReader(Protocol):
@@ -47,6 +50,7 @@ class Entry:
 
     __slots__ = (
         "_waiters", "confirmed_at", "error", "hinted_at", "id", "last", "missing_since", "refs",
+        "refusals",
     )
 
     def __init__(self, task_id: str, last: TaskInfo | None) -> None:
@@ -57,6 +61,8 @@ class Entry:
         self.missing_since: float | None = None
         self.hinted_at: float | None = None
         self.confirmed_at: float | None = None
+        self.refusals = 0
+        """Polls refused in a row (see REFUSED_POLLS); any answer about the task resets it."""
         # One future per sleeping waiter, made on demand: far lighter than an asyncio.Event each.
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -255,10 +261,13 @@ class Poller:
             )
             for chunk, answer in zip(chunks, answers, strict=True):
                 if isinstance(answer, BaseException):
-                    if endpoint_missing(answer):
+                    if not self.reader.batched:
                         logger.info("list-by-condition is missing (%s); polling id by id", answer)
                         break
-                    self._tick_failed(chunk, answer)
+                    if endpoint_missing(answer):  # the reader counts these; the next tick asks again
+                        logger.warning("list-by-condition answered %s; asking again next tick", answer)
+                    else:
+                        self._tick_failed(chunk, answer)
                     continue
                 asked += chunk
                 for info in answer:
@@ -273,6 +282,7 @@ class Poller:
             entry = self._entries.get(task_id)
             if entry is None or task_id in unanswered:
                 continue
+            entry.refusals = 0
             snapshot = found.get(task_id)
             if snapshot is not None:
                 self._apply(entry, snapshot, by_callback=False)
@@ -310,12 +320,20 @@ class Poller:
             )
 
     def _tick_failed(self, ids: Sequence[str], exc: BaseException) -> None:
-        """A failed poll waits for the next tick, except errors that no tick will cure."""
-        if isinstance(exc, AuthenticationError | NotFoundError | ClientClosedError):
-            for task_id in ids:
-                entry = self._entries.get(task_id)
-                if entry is not None:
-                    entry.fail(exc)
+        """A failed poll waits for the next tick. A closed client fails the waits at once; a
+        refusal (401/403, a 404 that is not a missing endpoint) once REFUSED_POLLS in a row say so."""
+        if not isinstance(exc, AuthenticationError | NotFoundError | ClientClosedError):
+            logger.warning("poll of %d task(s) failed: %s", len(ids), exc)
             return
-        logger.warning("poll of %d task(s) failed: %s", len(ids), exc)
+        closed = isinstance(exc, ClientClosedError)
+        for task_id in ids:
+            entry = self._entries.get(task_id)
+            if entry is None:
+                continue
+            entry.refusals += 1
+            if closed or entry.refusals >= REFUSED_POLLS:
+                entry.fail(exc)
+        if not closed:
+            logger.warning("poll of %d task(s) refused (a wait fails after %d in a row): %s",
+                           len(ids), REFUSED_POLLS, exc)
 
