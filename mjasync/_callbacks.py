@@ -91,7 +91,7 @@ class Callbacks:
 
     async def deliver(self, body: bytes, token: str) -> None:
         """Take one callback from any framework: raises InvalidCallbackError when it is refused."""
-        if not hmac.compare_digest(token.encode(), self._token.encode()):
+        if not self._token_matches(token):
             raise InvalidCallbackError("callback refused: the token does not match")
         if len(body) > self.max_body:
             raise InvalidCallbackError(f"callback refused: the body is over {self.max_body} bytes")
@@ -103,8 +103,7 @@ class Callbacks:
         from aiohttp import web
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            token = request.match_info.get("token", "")
-            if not hmac.compare_digest(token.encode(), self._token.encode()):
+            if not self._token_matches(request.match_info.get("token", "")):
                 return web.Response(status=401, text="unauthorized")
             body = await _read_capped(request, self.max_body)
             if body is None:
@@ -150,6 +149,13 @@ class Callbacks:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    def _token_matches(self, token: object) -> bool:
+        """A constant-time comparison; anything but an ASCII string (a lone surrogate, bytes) is
+        simply a token that does not match."""
+        if not isinstance(token, str) or not token.isascii():
+            return False
+        return hmac.compare_digest(token.encode(), self._token.encode())
 
     def _accept(self, body: bytes) -> None:
         try:
