@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
@@ -11,8 +12,10 @@ from urllib.parse import urlsplit
 
 import cattrs
 
+from . import _validate as check
 from ._convert import structure
-from ._exceptions import InvalidCallbackError, InvalidRequestError
+from ._exceptions import ClientClosedError, InvalidCallbackError, InvalidRequestError
+from ._listener import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Guard
 from ._logging import logger, redact_url, register_secret
 from ._models import TaskInfo
 from ._transport import read_capped
@@ -45,6 +48,8 @@ class Callbacks:
         self._token = register_secret(secrets.token_urlsafe(24))
         self._public_url: str | None = None
         self._runner: web.AppRunner | None = None  # aiohttp.web is imported only when used
+        self._listener: asyncio.Server | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         where = redact_url(self._public_url) if self._public_url else "not configured"
@@ -91,7 +96,7 @@ class Callbacks:
 
     async def deliver(self, body: bytes, token: str) -> None:
         """Take one callback from any framework: raises InvalidCallbackError when it is refused."""
-        if not hmac.compare_digest(token.encode(), self._token.encode()):
+        if not self._token_matches(token):
             raise InvalidCallbackError("callback refused: the token does not match")
         if len(body) > self.max_body:
             raise InvalidCallbackError(f"callback refused: the body is over {self.max_body} bytes")
@@ -103,8 +108,7 @@ class Callbacks:
         from aiohttp import web
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            token = request.match_info.get("token", "")
-            if not hmac.compare_digest(token.encode(), self._token.encode()):
+            if not self._token_matches(request.match_info.get("token", "")):
                 return web.Response(status=401, text="unauthorized")
             body = await _read_capped(request, self.max_body)
             if body is None:
@@ -117,39 +121,70 @@ class Callbacks:
 
         return handle
 
-    async def serve(self, host: str = "0.0.0.0", port: int = 8787, *, public_url: str | None = None) -> str:
+    async def serve(
+        self,
+        host: str = "0.0.0.0",
+        port: int = 8787,
+        *,
+        public_url: str | None = None,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> str:
         """Run a small receiver on `host:port` until the client closes; returns its local URL.
 
         `public_url` is how the proxy server reaches it (through your reverse proxy, say); its
-        path is part of the route. Without it, the local URL is used.
+        path is part of the route. Without it, the local URL is used. A connection that has not
+        sent its request headers within `header_timeout` seconds is closed, and at most
+        `max_connections` are held open at once (more are closed as they connect); each
+        connection carries one request.
         """
         from aiohttp import web
 
+        if self._closed:
+            raise ClientClosedError("this Client is closed; create a new one to serve callbacks")
         if self._runner is not None:
             raise InvalidRequestError("callbacks are already being served")
+        check.timeout(header_timeout, "header_timeout")
+        check.at_least(max_connections, 1, "max_connections")
         path = urlsplit(public_url).path.rstrip("/") if public_url else ""
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post(f"{path}/{{token}}", self.aiohttp_handler())
-        runner = web.AppRunner(app, access_log=None)
+        # aiohttp closes a connection that is idle this long, counted from connecting too; a
+        # request whose headers are still arriving leaves it idle.
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        assert runner.server is not None, "set up above"
+        guard = Guard(runner.server, max_connections=max_connections)
         try:
-            await site.start()
+            listener = await asyncio.get_running_loop().create_server(guard, host, port, reuse_address=True)
         except OSError:
             await runner.cleanup()
             raise
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
+        self._runner, self._listener = runner, listener
+        bound_host, bound_port = listener.sockets[0].getsockname()[:2]
         local = f"http://{'127.0.0.1' if bound_host in ('0.0.0.0', '::') else bound_host}:{bound_port}"
         self.configure(public_url or local + path)
         logger.info("serving callbacks on %s:%d", host, bound_port)
         return local + path
 
     async def close(self) -> None:
-        """Stop the receiver started by serve(), if any."""
+        """Stop the receiver started by serve(), if any; serve() refuses to start another."""
+        self._closed = True
         runner, self._runner = self._runner, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()  # no new connections
         if runner is not None:
-            await runner.cleanup()
+            await runner.cleanup()  # ends the open ones
+        if listener is not None:
+            await listener.wait_closed()
+
+    def _token_matches(self, token: object) -> bool:
+        """A constant-time comparison; anything but an ASCII string (a lone surrogate, bytes) is
+        simply a token that does not match."""
+        if not isinstance(token, str) or not token.isascii():
+            return False
+        return hmac.compare_digest(token.encode(), self._token.encode())
 
     def _accept(self, body: bytes) -> None:
         try:

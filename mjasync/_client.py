@@ -380,11 +380,11 @@ class Client:
         """Send a job's submit; `pressed` and `modal_sent` tell the new handle how to read a MODAL."""
         check.timeout(timeout)
         check.state(state)
-        notify_hook = check.notify_hook(notify_hook or self.callbacks.hook_url)
+        extra = check.extra_body(extra_body, body) if extra_body is not None else {}
+        notify_hook = check.notify_hook(notify_hook if notify_hook is not None else self.callbacks.hook_url)
         if notify_hook is not None:
             body["notifyHook"] = notify_hook
-        if extra_body:
-            body.update(check.extra_body(extra_body))
+        body.update(extra)
         with optional(path):
             result = await self._submitter.submit(path, body, state=state, timeout=timeout)
         assert isinstance(result.result, str)

@@ -42,6 +42,7 @@ def sniff_mime(raw: bytes) -> str | None:
 
 def data_url(image: str | bytes, name: str) -> str:
     """A data URL for an image given as raw bytes, base64 text or a data URL; validated."""
+    match = None
     if isinstance(image, bytes):
         raw, payload = image, base64.b64encode(image).decode()
     elif isinstance(image, str):
@@ -51,13 +52,16 @@ def data_url(image: str | bytes, name: str) -> str:
             raw = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidRequestError(f"{name} is neither base64 nor a base64 data URL") from exc
-        if match and raw:
-            return image
+        if match and not match.group(1).lower().startswith("image/"):
+            raise InvalidRequestError(f"{name} is a data URL of {match.group(1)}, not of an image")
     else:
         raise InvalidRequestError(f"{name} must be bytes, base64 text or a data URL")
     if not raw:
         raise InvalidRequestError(f"{name} is empty")
-    return f"data:{sniff_mime(raw) or 'image/png'};base64,{payload}"
+    mime = sniff_mime(raw)
+    if mime is None:
+        raise InvalidRequestError(f"{name} is not a PNG, JPEG, GIF or WebP image")
+    return match.group(0) if match else f"data:{mime};base64,{payload}"
 
 
 class ImageSource(Protocol):

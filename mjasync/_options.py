@@ -70,9 +70,9 @@ class ClientOptions:
             *((f"reconcile_delays[{i}]", d) for i, d in enumerate(self.reconcile_delays)),
         ):
             check.timeout(value, name, zero=True)
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise InvalidRequestError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
-        if not isinstance(self.poll_batch_size, int) or not 1 <= self.poll_batch_size <= 1000:
+        check.at_least(self.max_retries, 0, "max_retries")
+        batch = self.poll_batch_size
+        if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 1000:
             raise InvalidRequestError(f"poll_batch_size must be 1..1000, got {self.poll_batch_size!r}")
 
     def config(self) -> Config:

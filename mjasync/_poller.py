@@ -15,7 +15,7 @@ from ._exceptions import (
     TaskNotFoundError,
 )
 from ._logging import logger
-from ._models import TaskInfo, is_older, snapshot_key
+from ._models import TaskInfo, TaskStatus, is_older, snapshot_key
 from ._stats import ClientStats
 
 __all__ = ["Poller", "TaskReader"]
@@ -23,6 +23,9 @@ __all__ = ["Poller", "TaskReader"]
 SINGLE_FETCH_CONCURRENCY: Final = 8
 CALLBACK_QUIET_TICKS: Final = 4
 """An id that had a callback in the last few intervals is polled only every this many ticks."""
+REFUSED_POLLS: Final = 3
+"""Polls in a row refused with 401/403 or an enveloped 404 before a wait fails with that error:
+one refused answer (a WAF page, a gateway blip) is no proof that every later one will be."""
 
 
 class TaskReader(Protocol):
@@ -47,6 +50,7 @@ class Entry:
 
     __slots__ = (
         "_waiters", "confirmed_at", "error", "hinted_at", "id", "last", "missing_since", "refs",
+        "refusals",
     )
 
     def __init__(self, task_id: str, last: TaskInfo | None) -> None:
@@ -57,6 +61,8 @@ class Entry:
         self.missing_since: float | None = None
         self.hinted_at: float | None = None
         self.confirmed_at: float | None = None
+        self.refusals = 0
+        """Polls refused in a row (see REFUSED_POLLS); any answer about the task resets it."""
         # One future per sleeping waiter, made on demand: far lighter than an asyncio.Event each.
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -98,8 +104,8 @@ class Poller:
     """Polls every waited id each `interval` seconds through list-by-condition (or per-id fetches
     when the server lacks it); runs only while something waits, and never overlaps its ticks.
 
-    Callbacks come in through `hint`: they wake waiters at once, and a terminal one is confirmed
-    by one fetch before it counts.
+    Callbacks come in through `hint`: a progress one wakes waiters at once; a terminal or MODAL
+    one counts only once a fetch confirms it.
     """
 
     def __init__(
@@ -161,20 +167,24 @@ class Poller:
         if entry is None or self._closed:
             return False
         self.stats.callbacks += 1
-        now = entry.hinted_at = asyncio.get_running_loop().time()
-        if not info.is_terminal:
+        now = asyncio.get_running_loop().time()
+        if _ends_a_wait(info):
+            # Unconfirmed, it proves nothing: it must not thin out the polling either.
+            self._schedule_confirm(entry, now)
+        else:
+            entry.hinted_at = now
             self._apply(entry, info, by_callback=True)
-        elif self._should_confirm(entry, now):
-            confirm = asyncio.get_running_loop().create_task(self._confirm(entry))
-            self._confirming[info.id] = confirm
         return True
 
-    def _should_confirm(self, entry: Entry, now: float) -> bool:
-        """One confirming fetch at a time per task, and at most one per interval: a flood of
-        forged terminal callbacks costs the server nothing more than polling does."""
+    def _schedule_confirm(self, entry: Entry, now: float) -> None:
+        """One confirming fetch at a time per task, and at most one per interval: one asked for
+        sooner waits for the end of that window (a flood of forged terminal callbacks costs the
+        server no more than polling does, and cannot push the real one out)."""
         if entry.id in self._confirming or (entry.last is not None and entry.last.is_terminal):
-            return False
-        return entry.confirmed_at is None or now - entry.confirmed_at >= self.interval
+            return
+        delay = 0.0 if entry.confirmed_at is None else max(0.0, entry.confirmed_at + self.interval - now)
+        confirm = asyncio.get_running_loop().create_task(self._confirm(entry, delay))
+        self._confirming[entry.id] = confirm
 
     async def close(self) -> None:
         """Stop polling for good; every wait still pending ends with ClientClosedError."""
@@ -196,9 +206,13 @@ class Poller:
                 self.stats.resolved_by_poll += 1
         return changed
 
-    async def _confirm(self, entry: Entry) -> None:
-        """One fetch to check a terminal callback; a failure leaves it to the next tick."""
+    async def _confirm(self, entry: Entry, delay: float) -> None:
+        """One fetch, after `delay` seconds, to check a terminal or MODAL callback; a failure
+        leaves it to the next tick."""
         try:
+            await asyncio.sleep(delay)
+            if self._entries.get(entry.id) is not entry:
+                return  # nothing waits for it any more
             info = await self.reader.fetch_or_none(entry.id)
         except MjError as exc:
             logger.info("could not confirm the callback for task %s: %s", entry.id, exc)
@@ -255,10 +269,13 @@ class Poller:
             )
             for chunk, answer in zip(chunks, answers, strict=True):
                 if isinstance(answer, BaseException):
-                    if endpoint_missing(answer):
+                    if not self.reader.batched:
                         logger.info("list-by-condition is missing (%s); polling id by id", answer)
                         break
-                    self._tick_failed(chunk, answer)
+                    if endpoint_missing(answer):  # the reader counts these; the next tick asks again
+                        logger.warning("list-by-condition answered %s; asking again next tick", answer)
+                    else:
+                        self._tick_failed(chunk, answer)
                     continue
                 asked += chunk
                 for info in answer:
@@ -273,6 +290,7 @@ class Poller:
             entry = self._entries.get(task_id)
             if entry is None or task_id in unanswered:
                 continue
+            entry.refusals = 0
             snapshot = found.get(task_id)
             if snapshot is not None:
                 self._apply(entry, snapshot, by_callback=False)
@@ -310,12 +328,24 @@ class Poller:
             )
 
     def _tick_failed(self, ids: Sequence[str], exc: BaseException) -> None:
-        """A failed poll waits for the next tick, except errors that no tick will cure."""
-        if isinstance(exc, AuthenticationError | NotFoundError | ClientClosedError):
-            for task_id in ids:
-                entry = self._entries.get(task_id)
-                if entry is not None:
-                    entry.fail(exc)
+        """A failed poll waits for the next tick. A closed client fails the waits at once; a
+        refusal (401/403, a 404 that is not a missing endpoint) once REFUSED_POLLS in a row say so."""
+        if not isinstance(exc, AuthenticationError | NotFoundError | ClientClosedError):
+            logger.warning("poll of %d task(s) failed: %s", len(ids), exc)
             return
-        logger.warning("poll of %d task(s) failed: %s", len(ids), exc)
+        closed = isinstance(exc, ClientClosedError)
+        for task_id in ids:
+            entry = self._entries.get(task_id)
+            if entry is None:
+                continue
+            entry.refusals += 1
+            if closed or entry.refusals >= REFUSED_POLLS:
+                entry.fail(exc)
+        if not closed:
+            logger.warning("poll of %d task(s) refused (a wait fails after %d in a row): %s",
+                           len(ids), REFUSED_POLLS, exc)
 
+
+def _ends_a_wait(info: TaskInfo) -> bool:
+    """A terminal or MODAL snapshot: either ends `wait()`, so a callback's claim is fetched first."""
+    return info.is_terminal or info.status is TaskStatus.MODAL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 from urllib.parse import quote
 
 from ._classify import endpoint_missing
@@ -12,6 +13,10 @@ from ._models import TaskInfo
 from ._transport import Transport
 
 __all__ = ["Reader"]
+
+MISSING_ANSWERS: Final = 3
+"""Consecutive 404/405 answers of list-by-condition before the reader gives it up for per-id
+fetches for good: one odd page (a WAF's, a gateway's mid-restart) proves nothing."""
 
 
 class Reader:
@@ -23,7 +28,9 @@ class Reader:
         self.batch_size = batch_size
         """Ids per list-by-condition call."""
         self.batched = True
-        """False once the server showed it has no list-by-condition endpoint."""
+        """False once the server showed, MISSING_ANSWERS times in a row, that it has no
+        list-by-condition endpoint."""
+        self._missing_streak = 0
 
     async def fetch(self, task_id: str, *, timeout: float | None = None) -> TaskInfo:
         """One status lookup with READ retries; TaskNotFoundError when the server does not know it."""
@@ -66,8 +73,10 @@ class Reader:
             )
         except APIError as exc:
             if endpoint_missing(exc):
-                self.batched = False
+                self._missing_streak += 1
+                self.batched = self.batched and self._missing_streak < MISSING_ANSWERS
             raise
+        self._missing_streak = 0
         return [info for info in tasks if info.id in wanted]
 
     async def fetch_or_none(

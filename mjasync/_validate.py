@@ -79,9 +79,11 @@ def timeout(value: float | None, name: str = "timeout", *, zero: bool = False) -
     if value is None:
         return
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or math.isnan(value) or value < 0 or (value == 0 and not zero):
+    if not number or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         bound = ">= 0" if zero else "> 0"
-        raise InvalidRequestError(f"{name} must be a number of seconds {bound} or None, got {value!r}")
+        raise InvalidRequestError(
+            f"{name} must be a finite number of seconds {bound}, or None for no limit; got {value!r}"
+        )
 
 
 def choice(value: str, choices: Sequence[str], name: str) -> str:
@@ -129,17 +131,26 @@ def custom_id(value: str | Button | CustomId) -> str:
     return raw
 
 
+def _encodable(value: str, name: str) -> str:
+    """`value` once it is known to encode as UTF-8 (a lone surrogate does not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequestError(f"{name} holds a lone surrogate, which UTF-8 cannot encode") from None
+    return value
+
+
 def prompt(value: str, name: str = "prompt") -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequestError(f"{name} must be a non-empty string")
-    return value
+    return _encodable(value, name)
 
 
 def text(value: str, name: str) -> str:
     """Any string, empty included."""
     if not isinstance(value, str):
         raise InvalidRequestError(f"{name} must be a string, got {type(value).__name__}")
-    return value
+    return _encodable(value, name)
 
 
 def grid_index(index: int) -> int:
@@ -163,14 +174,32 @@ def video_batch_size(value: int) -> int:
 def state(value: str | None) -> str | None:
     if value is not None and (not isinstance(value, str) or len(value) > MAX_STATE_LENGTH):
         raise InvalidRequestError(f"state must be a string of at most {MAX_STATE_LENGTH} characters")
-    return value
+    return value if value is None else _encodable(value, "state")
 
 
 def notify_hook(value: str | None) -> str | None:
-    if value is not None and (
-        urlsplit(value).scheme not in ("http", "https") or len(value) > MAX_NOTIFY_HOOK_LENGTH
+    """An http(s) URL with a host, printable ASCII only (no space, CR or LF the server would
+    put into its own request line or headers)."""
+    if value is None:
+        return None
+    if not (
+        isinstance(value, str)
+        and len(value) <= MAX_NOTIFY_HOOK_LENGTH
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
     ):
-        raise InvalidRequestError("notify_hook must be an http(s) URL of at most 2000 characters")
+        raise InvalidRequestError(
+            "notify_hook must be an http(s) URL of at most 2000 printable ASCII characters without spaces"
+        )
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        host = None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidRequestError("notify_hook must be an http(s) URL with a host")
     return value
 
 
@@ -184,10 +213,22 @@ def json_ready(extra_body: Mapping[str, Any]) -> Mapping[str, Any]:
     return extra_body
 
 
-def extra_body(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A submit's `extra_body`: JSON, and without `state` (the SDK tags that one)."""
-    if "state" in value:
-        raise InvalidRequestError("pass state= rather than extra_body['state']: the SDK tags it")
+RESERVED_FIELDS: Final = frozenset({"state", "notifyHook"})
+"""Fields extra_body never sets: the SDK tags `state` and picks the hook (`state=`, `notify_hook=`)."""
+
+
+def extra_body(value: Mapping[str, Any], taken: Iterable[str] = ()) -> Mapping[str, Any]:
+    """A submit's `extra_body`: a JSON mapping that overrides none of the fields the SDK sets
+    (`taken`, the body built so far, plus `state` and `notifyHook`)."""
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise InvalidRequestError("extra_body must be a mapping with string keys")
+    clash = sorted(RESERVED_FIELDS.union(taken).intersection(value))
+    if clash:
+        raise InvalidRequestError(
+            f"extra_body must not override {', '.join(clash)}: pass the SDK's own argument for it"
+        )
+    for key in value:
+        _encodable(key, "an extra_body key")
     return json_ready(value)
 
 
