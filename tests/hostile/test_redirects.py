@@ -116,3 +116,22 @@ async def test_a_redirect_loop_ends_with_a_typed_error() -> None:
                 await mj.fetch("1234")
     assert caught.value.status_code == 302
     assert len(a.received) <= 11
+
+
+@pytest.mark.parametrize("variant", list(AUTH_VARIANTS))
+async def test_a_download_follows_a_redirect_to_another_origin_without_the_credentials(variant: str) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+    async def image(origin: Origin, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=png, content_type="image/png")
+
+    async with Origin(image) as cdn:
+        async with Origin(redirect_to(lambda request: f"{cdn.url}/cdn/1234.png", 302)) as a:
+            async with client(a, variant) as mj:
+                assert await mj.read_image(f"{a.url}/mj/image/1234") == png
+    name, value = expected_credential(variant)
+    assert a.received[0].headers.get(name) == value, "base_url's own origin gets the credentials"
+    (fetched,) = cdn.received
+    assert "Authorization" not in fetched.headers
+    assert "mj-api-secret" not in fetched.headers
+    assert all(secret not in repr(fetched) for secret in SECRETS)
