@@ -135,3 +135,17 @@ async def test_a_download_follows_a_redirect_to_another_origin_without_the_crede
     assert "Authorization" not in fetched.headers
     assert "mj-api-secret" not in fetched.headers
     assert all(secret not in repr(fetched) for secret in SECRETS)
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://user:pw@{host}/moved/x", "http://[::1", "http://127.0.0.1:99999/x", "ftp://{host}/x"],
+)
+async def test_a_hostile_location_ends_with_a_typed_error(location: str) -> None:
+    async with Origin(redirect_to(lambda request: location.format(host=request.host), 307)) as a:
+        async with client(a, "bearer") as mj:
+            with pytest.raises(mjasync.RedirectError) as caught:
+                await mj.fetch("1234")
+    assert caught.value.status_code == 307
+    assert len(a.received) == 1
+    assert "pw" not in str(caught.value)
