@@ -122,11 +122,16 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def redact_url(url: str) -> str:
-    """`url` without user info, query or fragment (where credentials and tokens hide)."""
-    parts = urlsplit(url)
+    """`url` without user info, query or fragment (where credentials and tokens hide); `***`
+    for a URL that does not parse (a bad port), as this runs inside reprs."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return _REDACTED
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     if parts.username or parts.password:
         host = f"{_REDACTED}@{host}"
     return urlunsplit((parts.scheme, host, parts.path, _REDACTED if parts.query else "", ""))

@@ -315,8 +315,14 @@ class Transport:
             )
             if location is None:
                 return status, raw, retry_after
-            target = _URL(urljoin(url, location))
-            if not anonymous and _origin_of(target) != self._origin:
+            try:
+                target = _URL(urljoin(url, location))
+                origin, userinfo = _origin_of(target), urlsplit(target).netloc.rpartition("@")[1]
+            except ValueError:  # a bad host or port
+                raise self._redirect_error(method, path, status, raw, "", "to an invalid URL") from None
+            if userinfo:
+                raise self._redirect_error(method, path, status, raw, target, "to a URL with credentials")
+            if not anonymous and origin != self._origin:
                 if consume is None:
                     raise self._redirect_error(method, path, status, raw, target, "to another origin")
                 anonymous = True
@@ -331,9 +337,10 @@ class Transport:
         method: str, path: str, status: int, raw: bytes, target: str, why: str
     ) -> RedirectError:
         where = scrub(redact_url(target))
+        shown = f" ({where})" if where else ""
         return RedirectError(
-            f"{method} {path}: HTTP {status}: redirected {why} ({where}); not followed",
-            location=where, method=method, path=path, body=decode_body(raw), status_code=status,
+            f"{method} {path}: HTTP {status}: redirected {why}{shown}; not followed",
+            location=where or None, method=method, path=path, body=decode_body(raw), status_code=status,
             # 303 "see other" may follow work done; the others send the request elsewhere.
             job_created=None if status == 303 else False,
         )
