@@ -30,6 +30,7 @@ from ._exceptions import (
     ProxyResultError,
     QueueFullError,
     RateLimitError,
+    RedirectError,
     ResponseDecodeError,
     ServerError,
     SubmitUncertainError,
@@ -40,6 +41,7 @@ from ._exceptions import (
     ValidationFailedError,
     WaitTimeoutError,
 )
+from ._logging import redact_logs
 from ._models import (
     Button,
     CustomId,
@@ -95,6 +97,7 @@ __all__ = [
     "ProxyResultError",
     "QueueFullError",
     "RateLimitError",
+    "RedirectError",
     "ResponseDecodeError",
     "ServerError",
     "SubmitOptions",
@@ -114,6 +117,7 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
     "parse_custom_id",
+    "redact_logs",
 ]
 
 # Reprs and tracebacks say mjasync.X, not mjasync._module.X.

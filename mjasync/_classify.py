@@ -57,7 +57,11 @@ def proxy_error(
     body: str,
     status_code: int | None,
 ) -> ProxyResultError:
-    """The typed error for a result envelope whose code is not a success."""
+    """The typed error for a result envelope whose code is not a success. Server texts are
+    scrubbed of registered secrets, as kept bodies are: a server may echo the key or the hook."""
+    description = scrub(description)
+    if properties is not None:
+        properties = {key: scrub(v) if isinstance(v, str) else v for key, v in properties.items()}
     cls = _BY_CODE.get(code, ProxyResultError)
     for needles, refined in _BY_TEXT:
         if any(needle in description for needle in needles):
@@ -123,7 +127,7 @@ def error_for_body(
         code = parsed.get("code")
         if parsed.get("success") is False and isinstance(code, int):
             text = parsed.get("message")
-            text = text if isinstance(text, str) else ""
+            text = scrub(text) if isinstance(text, str) else ""
             if status >= 500:  # the extended server's crash shape: the outcome is unknown
                 return ServerError(
                     f"{method} {path}: HTTP {status}: {text}".rstrip(": "),
@@ -141,7 +145,7 @@ def error_for_body(
                 properties=properties if isinstance(properties, dict) else None,
                 body=body, status_code=status,
             )
-    detail = _detail(parsed, body)
+    detail = scrub(_detail(parsed, body))
     if status < 400:
         return ResponseDecodeError(
             f"{method} {path}: HTTP {status}: the answer is not a result envelope",

@@ -25,6 +25,7 @@ __all__ = [
     "ProxyResultError",
     "QueueFullError",
     "RateLimitError",
+    "RedirectError",
     "ResponseDecodeError",
     "ServerError",
     "SubmitUncertainError",
@@ -118,6 +119,16 @@ class RateLimitError(APIStatusError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class RedirectError(APIStatusError):
+    """A 3xx that mjasync does not follow: to another origin than `base_url`'s (the key and the
+    request body stay with that server), or past 10 redirects. `location` is where it pointed,
+    without user info or query."""
+
+    def __init__(self, message: str, *, location: str | None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.location = location
 
 
 class ServerError(APIStatusError):

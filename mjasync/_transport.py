@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, TypeVar
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
 
 import aiohttp
 import attrs
@@ -19,9 +20,10 @@ from ._exceptions import (
     ClientClosedError,
     InvalidRequestError,
     MjError,
+    RedirectError,
     ResponseDecodeError,
 )
-from ._logging import logger, redact_headers, register_secret
+from ._logging import logger, redact_headers, redact_url, register_secret, scrub
 from ._retry import RETRY_DEADLINE, RequestKind, backoff_wait, is_retryable, retrying
 from ._stats import ClientStats
 from ._version import __version__
@@ -50,6 +52,9 @@ MIN_SECRET_LENGTH: Final = 8
 """Query values in base_url this long or longer are treated as secrets (`?key=...`)."""
 MAX_BODY: Final = 32 * 1024 * 1024
 """Bytes: a longer JSON answer is refused rather than read into memory."""
+MAX_REDIRECTS: Final = 10
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 @attrs.frozen
@@ -73,6 +78,15 @@ class _Headers(dict[str, str]):
         return repr(redact_headers(self))
 
 
+class _URL(str):
+    """A request URL whose repr hides user info and query (where `?key=` secrets hide)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(redact_url(self))
+
+
 class _Body(bytes):
     """An encoded request body whose repr is its size only: it may carry a hook URL or images."""
 
@@ -81,14 +95,29 @@ class _Body(bytes):
 
 
 def auth_headers(style: AuthStyle, api_key: str | None) -> dict[str, str]:
-    """The header that carries the key in the chosen style; none without a key."""
+    """The header that carries the key in the chosen style; none without a key. Its value is a
+    registered secret: `***` in any repr (aiohttp's header dicts in a traceback's locals too)."""
     if not api_key:
         return {}
     if style == "bearer":
-        return {"Authorization": f"Bearer {api_key}"}
+        return {"Authorization": register_secret(f"Bearer {api_key}")}
     if style == "authorization":
-        return {"Authorization": api_key}
-    return {"mj-api-secret": api_key}
+        return {"Authorization": register_secret(api_key)}
+    return {"mj-api-secret": register_secret(api_key)}
+
+
+def _basic_auth(username: str | None, password: str | None) -> dict[str, str]:
+    """base_url's user info as an Authorization header (a secret), so the URL handed to aiohttp
+    carries none."""
+    if not username and not password:
+        return {}
+    pair = f"{unquote(username or '')}:{unquote(password or '')}".encode()
+    return {"Authorization": register_secret(f"Basic {base64.b64encode(pair).decode('ascii')}")}
+
+
+def _origin_of(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme)
 
 
 class SessionHolder:
@@ -146,14 +175,16 @@ class Transport:
                 "base_url carries credentials and the key goes in the Authorization header too; "
                 "use one of them (or auth='mj-api-secret')"
             )
-        self._origin = (base.scheme, base.hostname, base.port)
+        self._origin = _origin_of(config.base_url)
         path = base.path.rstrip("/") + (f"/{prefix}" if prefix else "")
-        self._root = urlunsplit((base.scheme, base.netloc, path, "", ""))
+        netloc = base.netloc.rpartition("@")[2]
+        self._root = urlunsplit((base.scheme, netloc, path, "", ""))
         self._query = f"?{base.query}" if base.query else ""
         self._headers = _Headers(
             {
                 "User-Agent": f"mjasync/{__version__}",
                 "Accept": "application/json",
+                **_basic_auth(base.username, base.password),
                 **auth_headers(config.auth, config.api_key),
             }
         )
@@ -198,8 +229,7 @@ class Transport:
         """GET an absolute URL and hand a successful response to `consume` (which reads its body
         as it arrives), with READ retries: `consume` starts over on every attempt."""
 
-        parts = urlsplit(url)
-        foreign = (parts.scheme, parts.hostname, parts.port) != self._origin
+        foreign = _origin_of(url) != self._origin
 
         async def attempt() -> None:
             status, raw, _ = await self._send(
@@ -245,7 +275,7 @@ class Transport:
         self, method: str, path: str, data: bytes | None, timeout: float | None, decode: Decoder[T]
     ) -> T:
         status, raw, retry_after = await self._send(
-            method, f"{self._root}{path}{self._query}", path, data, timeout, limit=MAX_BODY
+            method, _URL(f"{self._root}{path}{self._query}"), path, data, timeout, limit=MAX_BODY
         )
         ok, parsed = (True, None) if not raw or raw.isspace() else parse_json(raw)
         if status >= 300 or (isinstance(parsed, dict) and parsed.get("success") is False):
@@ -271,8 +301,63 @@ class Transport:
         consume: Consume | None = None,
         anonymous: bool = False,
     ) -> tuple[int, bytes, float | None]:
-        """One request; the body is read whole, or handed to `consume` when the status is 2xx.
-        `anonymous` leaves the auth header out (a URL on another host)."""
+        """One request and its redirects; the body is read whole, or handed to `consume` when
+        the status is 2xx. `anonymous` leaves the auth header out (a URL on another host).
+
+        A redirect within base_url's origin is followed with the credentials (303, and 301/302
+        after a POST, as a GET without the body). One to another origin is not, as it would
+        carry the key or the body there: it raises RedirectError, except for a download (an
+        image URL), which follows it anonymously.
+        """
+        for _ in range(MAX_REDIRECTS + 1):
+            status, raw, retry_after, location = await self._send_once(
+                method, url, path, data, timeout, limit=limit, consume=consume, anonymous=anonymous
+            )
+            if location is None:
+                return status, raw, retry_after
+            try:
+                target = _URL(urljoin(url, location))
+                origin, userinfo = _origin_of(target), urlsplit(target).netloc.rpartition("@")[1]
+            except ValueError:  # a bad host or port
+                raise self._redirect_error(method, path, status, raw, "", "to an invalid URL") from None
+            if userinfo:
+                raise self._redirect_error(method, path, status, raw, target, "to a URL with credentials")
+            if not anonymous and origin != self._origin:
+                if consume is None:
+                    raise self._redirect_error(method, path, status, raw, target, "to another origin")
+                anonymous = True
+            if status == 303 or (status in (301, 302) and method == "POST"):
+                method, data = "GET", None
+            logger.debug("%s %s: HTTP %d, following to %s", method, path, status, redact_url(target))
+            url = target
+        raise self._redirect_error(method, path, status, raw, target, f"more than {MAX_REDIRECTS} times")
+
+    @staticmethod
+    def _redirect_error(
+        method: str, path: str, status: int, raw: bytes, target: str, why: str
+    ) -> RedirectError:
+        where = scrub(redact_url(target))
+        shown = f" ({where})" if where else ""
+        return RedirectError(
+            f"{method} {path}: HTTP {status}: redirected {why}{shown}; not followed",
+            location=where or None, method=method, path=path, body=decode_body(raw), status_code=status,
+            # 303 "see other" may follow work done; the others send the request elsewhere.
+            job_created=None if status == 303 else False,
+        )
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        data: bytes | None,
+        timeout: float | None,
+        *,
+        limit: int | None,
+        consume: Consume | None,
+        anonymous: bool,
+    ) -> tuple[int, bytes, float | None, str | None]:
+        """One HTTP exchange, redirects not followed: (status, body, Retry-After, Location of a redirect)."""
         session = self.sessions.get()
         self.stats.requests += 1
         if anonymous:
@@ -285,11 +370,11 @@ class Transport:
             logger.debug("%s %s headers=%s", method, path, redact_headers(headers))
         try:
             async with self.sessions.slots, session.request(
-                method, url, data=data, headers=headers, timeout=client_timeout
+                method, url, data=data, headers=headers, timeout=client_timeout, allow_redirects=False
             ) as response:
                 if consume is not None and response.status < 300:
                     await consume(response)
-                    return response.status, b"", None
+                    return response.status, b"", None, None
                 raw = await _read(response, limit)
                 if raw is None:
                     raise ResponseDecodeError(
@@ -298,6 +383,7 @@ class Transport:
                     )
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After")) if status >= 400 else None
+                location = response.headers.get("Location") if status in _REDIRECTS else None
         except aiohttp.ConnectionTimeoutError as exc:
             raise APITimeoutError(
                 f"{method} {path}: timed out connecting", method=method, path=path,
@@ -320,7 +406,7 @@ class Transport:
             ) from exc
         if debug:
             logger.debug("%s %s -> HTTP %d, %d bytes", method, path, status, len(raw))
-        return status, raw, retry_after
+        return status, raw, retry_after, location
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int | None) -> bytes | None:
