@@ -98,8 +98,7 @@ async def test_banned_prompt_carries_the_word_and_is_not_retried(http: MockedHTT
     ("payload", "error"),
     [
         ({"code": 4, "description": "prompt不能为空", "result": None, "properties": {}}, mjasync.ValidationFailedError),
-        ({"code": 9, "description": "提交失败，系统异常", "result": None}, mjasync.ProxyResultError),
-        ({"code": 3, "description": "无可用的账号实例", "result": None}, mjasync.TaskNotFoundError),
+        ({"code": 3, "description": "关联任务不存在或已失效", "result": None}, mjasync.TaskNotFoundError),
     ],
 )
 async def test_other_codes_raise_typed_errors_once(
@@ -112,6 +111,14 @@ async def test_other_codes_raise_typed_errors_once(
     assert caught.value.code == payload["code"]
     assert caught.value.body == json.dumps(payload)
     assert len(http.calls("POST", "/mj/submit/imagine")) == 1
+
+
+@pytest.mark.parametrize("text", ["无可用的账号实例", "账号不可用: 1234"])
+async def test_no_free_account_is_resent_then_raised(http: MockedHTTP, client: mjasync.Client, text: str) -> None:
+    http.post(IMAGINE, payload={"code": 3, "description": text, "result": None}, repeat=True)
+    with pytest.raises(mjasync.AccountUnavailableError):
+        await client.imagine("cat")
+    assert len(http.calls("POST", "/mj/submit/imagine")) == client.options.max_retries + 1
 
 
 async def test_relay_400_envelope_is_classified_by_code(http: MockedHTTP, client: mjasync.Client) -> None:
