@@ -123,8 +123,15 @@ async def test_plus_query_finds_the_tag_when_the_caller_set_state() -> None:
     assert_none_paid_twice(fake)
 
 
+def extra(record: logging.LogRecord, key: str) -> str | None:
+    """A field the SDK's log record carries (`extra=`): `task_id`, `state_tag`."""
+    value = record.__dict__.get(key)
+    return str(value) if value else None
+
+
 def reported(caplog: pytest.LogCaptureFixture) -> Callable[[], set[str]]:
-    return lambda: {r.task_id for r in caplog.records if getattr(r, "task_id", None)}
+    """Task ids the SDK logged for jobs whose caller was not told (cancelled, batch closed)."""
+    return lambda: {task_id for r in caplog.records if (task_id := extra(r, "task_id"))}
 
 
 async def test_a_cancelled_submit_is_reconciled_in_the_background(caplog: pytest.LogCaptureFixture) -> None:
@@ -138,8 +145,9 @@ async def test_a_cancelled_submit_is_reconciled_in_the_background(caplog: pytest
                         await mj.imagine(f"cat {i}")
             await eventually(lambda: fake.stats.accepted_submits == 10)
             await eventually(lambda: reported(caplog)() >= set(fake.jobs))
-            tags = {r.state_tag: r.task_id for r in caplog.records if getattr(r, "task_id", None)}
+            tags = {extra(r, "state_tag"): extra(r, "task_id") for r in caplog.records if extra(r, "task_id")}
             for tag, task_id in tags.items():
+                assert tag is not None
                 task = await mj.find(tag)
                 assert task is not None and task.id == task_id
     assert_none_paid_twice(fake)
