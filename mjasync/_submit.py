@@ -140,6 +140,7 @@ class Submitter:
                     return found
         except MjError as exc:  # the client was closed, or is used from another loop
             cause = exc
+            self._sent.pop(tag, None)
         else:
             self._watch(pending)
         raise SubmitUncertainError(
