@@ -14,6 +14,7 @@ from ._client import (
     Client,
 )
 from ._exceptions import (
+    AccountUnavailableError,
     ActionRequiredError,
     APIConnectionError,
     APIError,
@@ -72,6 +73,7 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AccountUnavailableError",
     "ActionRequiredError",
     "AuthStyle",
     "AuthenticationError",

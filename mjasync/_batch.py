@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from ._exceptions import MjError
+from ._logging import logger
 from ._models import TaskInfo
 from ._retry import backoff_wait, retrying, server_full
 from ._stats import ClientStats
@@ -106,12 +107,16 @@ async def run_batch(
         controller = retrying(server_full, wait=queue_full_wait, deadline=remaining, stats=stats)
         return await controller(enter_and_submit, prompt)
 
+    unreported: dict[int, Task] = {}
+    """Accepted jobs whose result was not yielded yet: reported if the batch closes first."""
+
     async def one(index: int, prompt: str) -> BatchResult:
         deadline = None if timeout is None else loop.time() + timeout
         try:
             task = await submit_when_room(prompt, deadline)
         except MjError as exc:
             return BatchResult(index, prompt, error=exc)
+        unreported[index] = task
         try:
             info = await task.wait(timeout=None if deadline is None else max(0.0, deadline - loop.time()))
             return BatchResult(index, prompt, info=info, task_id=task.id)
@@ -136,8 +141,14 @@ async def run_batch(
             item = await results.get()
             if isinstance(item, Exception):
                 raise item
+            unreported.pop(item.index, None)
             yield item
     finally:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        for index, job in sorted(unreported.items()):
+            logger.warning(
+                "imagine_many closed: task %s (prompt %d) was accepted and not reported; it goes on",
+                job.id, index, extra={"task_id": job.id},
+            )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ._exceptions import (
+    AccountUnavailableError,
     APIError,
     APIStatusError,
     AuthenticationError,
@@ -42,9 +43,15 @@ _BY_TEXT: Final = (
     (("队列已满", "队列数已达上限", "并发数已达上限"), QueueFullError),
     (("敏感词", "Banned prompt"), BannedPromptError),
     (("task_no_found", "task_not_found"), TaskNotFoundError),
+    (("无可用的账号实例", "账号不可用"), AccountUnavailableError),
 )
 
-_NOT_CREATED: Final = frozenset({3, 4, -1, 9, 23, 24, 30})
+_NOT_CREATED: Final = frozenset({3, 4, -1, 23, 24, 30})
+"""Codes that prove no job exists. Not 9: the extended server can fail after saving and
+enqueueing the task (protocol.md section 14), so a 9 is ambiguous unless its text says queue full."""
+
+_NEVER_FORWARDED: Final = ("无可用渠道", "no available channel")
+"""Texts of a relay's own 503 that prove the request never left it (protocol.md section 5)."""
 
 
 def proxy_error(
@@ -77,7 +84,7 @@ def proxy_error(
         path=path,
         body=body,
         status_code=status_code,
-        job_created=False if code in _NOT_CREATED else None,
+        job_created=False if code in _NOT_CREATED or cls is QueueFullError else None,
     )
 
 
@@ -153,8 +160,8 @@ def error_for_body(
         )
     message = f"{method} {path}: HTTP {status}" + (f": {detail}" if detail else "")
     kwargs: dict[str, Any] = {"method": method, "path": path, "body": body, "status_code": status}
-    # A gateway's own error object means the request was refused before it was forwarded.
-    gateway = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+    # A gateway's 5xx may come after it forwarded the submit: only a text proves it did not.
+    never_forwarded = status == 503 and any(text in detail for text in _NEVER_FORWARDED)
     if status in (401, 403):
         if auth is not None:
             others = " or ".join(repr(s) for s in ("bearer", "authorization", "mj-api-secret") if s != auth)
@@ -169,7 +176,7 @@ def error_for_body(
     if status in (400, 413):
         return BadRequestError(message, job_created=False, **kwargs)
     if status == 408 or status >= 500:
-        return ServerError(message, job_created=False if gateway else None, **kwargs)
+        return ServerError(message, job_created=False if never_forwarded else None, **kwargs)
     return APIStatusError(message, job_created=False, **kwargs)
 
 

@@ -16,7 +16,7 @@ from ._batch import DEFAULT_MAX_IN_FLIGHT, BatchResult, run_batch
 from ._callbacks import Callbacks
 from ._decode import acknowledged, seed, task_list, urls
 from ._endpoints import ACTION, CHANGE, MODAL, QUERY, optional
-from ._exceptions import UnsupportedEndpointError
+from ._exceptions import InvalidRequestError, UnsupportedEndpointError
 from ._images import data_url, save_image
 from ._logging import logger, redact_url, setup_from_env
 from ._models import Button, CustomId, Dimensions, TaskInfo, parse_custom_id
@@ -25,7 +25,7 @@ from ._poller import Poller
 from ._reader import Reader
 from ._retry import RequestKind
 from ._stats import ClientStats
-from ._submit import ReconcileStrategy, Submitter
+from ._submit import DEFAULT_RESEND_AFTER, ReconcileStrategy, Submitter
 from ._task import DEFAULT_WAIT_TIMEOUT, ImagineOptions, SubmitOptions, Task, id_of, image_source
 from ._transport import AuthStyle, SessionHolder, Transport
 from ._validate import BotType, VideoMotion
@@ -63,6 +63,7 @@ class Client:
         missing_after: float = 60.0,
         reconcile: ReconcileStrategy = "auto",
         reconcile_delays: Sequence[float] = (2.0, 5.0),
+        resend_after: float | None = DEFAULT_RESEND_AFTER,
         verify_tls: bool = True,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
@@ -71,12 +72,20 @@ class Client:
             base_url=base_url, api_key=api_key, auth=auth, mode=mode, timeout=timeout,
             connect_timeout=connect_timeout, max_retries=max_retries, retry_backoff=retry_backoff,
             poll_interval=poll_interval, poll_batch_size=poll_batch_size, missing_after=missing_after,
-            reconcile=reconcile, reconcile_delays=reconcile_delays, verify_tls=verify_tls,
+            reconcile=reconcile, reconcile_delays=reconcile_delays, resend_after=resend_after,
+            verify_tls=verify_tls,
         )
-        self._start(options, SessionHolder(session, verify_tls=verify_tls), Callbacks(), owns_sessions=True)
+        sessions = SessionHolder(session, verify_tls=verify_tls)
+        self._start(options, sessions, Callbacks(), [], owns_sessions=True)
 
     def _start(
-        self, options: ClientOptions, sessions: SessionHolder, callbacks: Callbacks, *, owns_sessions: bool
+        self,
+        options: ClientOptions,
+        sessions: SessionHolder,
+        callbacks: Callbacks,
+        submitters: list[Submitter],
+        *,
+        owns_sessions: bool,
     ) -> None:
         self._options = options
         self._sessions = sessions
@@ -84,8 +93,12 @@ class Client:
         self._transport = Transport(options.config(), sessions)
         self._reader = Reader(self._transport, batch_size=options.poll_batch_size)
         self._submitter = Submitter(
-            self._transport, strategy=options.reconcile, delays=options.reconcile_delays
+            self._transport, strategy=options.reconcile, delays=options.reconcile_delays,
+            resend_after=options.resend_after,
         )
+        self._submitters = submitters
+        """This client's and its copies' submitters: the owner's close stops their look-ups."""
+        submitters.append(self._submitter)
         self._poller = Poller(
             self._reader, interval=options.poll_interval, missing_after=options.missing_after,
             stats=self._transport.stats,
@@ -120,7 +133,7 @@ class Client:
         InvalidRequestError."""
         options = evolved(self._options, overrides)
         copy = object.__new__(type(self))
-        copy._start(options, self._sessions, self.callbacks, owns_sessions=False)
+        copy._start(options, self._sessions, self.callbacks, self._submitters, owns_sessions=False)
         return copy
 
     async def __aenter__(self) -> Client:
@@ -133,6 +146,8 @@ class Client:
         """Stop polling, stop a callback receiver started by `callbacks.serve()`, and close the
         session (unless it was passed in, or belongs to the client this one was copied from).
         Jobs are not cancelled on the server."""
+        for submitter in self._submitters if self._owns_sessions else (self._submitter,):
+            await submitter.close()
         # The owner's close ends its copies too: they share the session being closed.
         for poller in self.callbacks.pollers() if self._owns_sessions else (self._poller,):
             await poller.close()
@@ -182,6 +197,8 @@ class Client:
         those answers prove nothing was created. Nothing ambiguous is ever resent. `timeout` bounds
         each prompt from its first submit attempt to its result. Close the iterator (`aclosing`,
         or `break` inside `async with aclosing(...)`) to stop: no new submits, waits cancelled.
+        On close, every job accepted but not yielded is logged (WARNING, with its `task_id`);
+        a submit cut off mid-request is looked for in the background like any cancelled submit.
         """
         items = [check.prompt(p, f"prompts[{i}]") for i, p in enumerate(check.sequence(prompts, "prompts"))]
         check.at_least(max_in_flight, 1, "max_in_flight")
@@ -390,6 +407,20 @@ class Client:
         assert isinstance(result.result, str)
         logger.info("POST %s accepted: task %s (code %d)", path, result.result, result.code)
         return Task(self, result.result, submit_result=result, pressed=pressed, modal_sent=modal_sent)
+
+    async def find(self, state_tag: str) -> Task | None:
+        """The job a submit with this state tag created (`SubmitUncertainError.state_tag`, or a tag
+        logged for a cancelled submit); None while no task carrying it has been seen.
+
+        Returns what the background look-ups found, else looks the tag up once now."""
+        tag = check.text(state_tag, "state_tag")
+        if not tag:
+            raise InvalidRequestError("state_tag must not be empty")
+        result = await self._submitter.find(tag)
+        if result is None:
+            return None
+        assert isinstance(result.result, str)
+        return Task(self, result.result, submit_result=result)
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from ._models import SubmitResult, TaskInfo
 if TYPE_CHECKING:
     from ._transport import Decoder
 
-__all__ = ["accepted_envelope", "acknowledged", "seed", "task_list", "task_or_none", "tasks_tagged", "urls"]
+__all__ = ["accepted_envelope", "acknowledged", "seed", "tagged_view", "task_list", "task_or_none", "urls"]
 
 ACCEPTED: Final = frozenset({1, 21, 22})
 
@@ -122,15 +122,26 @@ def task_list(method: str, path: str, parsed: Any, raw: bytes) -> list[TaskInfo]
     return tasks_in(_list_items(method, path, parsed, raw))
 
 
-def tasks_tagged(tag: str) -> Decoder[list[TaskInfo]]:
-    """Decoder: the tasks of a list whose wire `state` ends with `tag`. The filter runs on the raw
-    entries, so a server's whole task list (thousands) is not turned into models to find one."""
+def tagged_view(tag: str) -> Decoder[tuple[list[TaskInfo], bool]]:
+    """Decoder: (the tasks of a list whose wire `state` ends with `tag`, is the list complete).
 
-    def decode(method: str, path: str, parsed: Any, raw: bytes) -> list[TaskInfo]:
+    Complete means it provably holds every task it stands for: not a page short of its
+    `totalElements`, and every entry shows its `state`. The filter runs on the raw entries, so a
+    server's whole task list (thousands) is not turned into models to find one."""
+
+    def decode(method: str, path: str, parsed: Any, raw: bytes) -> tuple[list[TaskInfo], bool]:
         items = _list_items(method, path, parsed, raw)
-        return tasks_in([i for i in items if isinstance(i, dict) and str(i.get("state") or "").endswith(tag)])
+        whole = isinstance(parsed, list) or _whole_page(parsed, items)
+        complete = whole and all(isinstance(i, dict) and "state" in i for i in items)
+        tagged = [i for i in items if isinstance(i, dict) and str(i.get("state") or "").endswith(tag)]
+        return tasks_in(tagged), complete
 
     return decode
+
+
+def _whole_page(parsed: Any, items: list[Any]) -> bool:
+    total = parsed.get("totalElements") if isinstance(parsed, dict) else None
+    return isinstance(total, int) and not isinstance(total, bool) and len(items) >= total
 
 
 def _list_items(method: str, path: str, parsed: Any, raw: bytes) -> list[Any]:

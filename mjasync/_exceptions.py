@@ -13,6 +13,7 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AccountUnavailableError",
     "ActionRequiredError",
     "AuthenticationError",
     "BadRequestError",
@@ -174,6 +175,11 @@ class TaskNotFoundError(ProxyResultError):
     """Code 3, or a fetch for an id the server does not know (or has forgotten)."""
 
 
+class AccountUnavailableError(ProxyResultError):
+    """Code 3 `无可用的账号实例` / `账号不可用` on a submit: no Discord account is free, nothing
+    was created. Resent with backoff first; raised when that did not help."""
+
+
 class ResponseDecodeError(APIError):
     """The answer is not JSON, or JSON of the wrong shape. `errors` lists what did not fit."""
 
@@ -185,7 +191,8 @@ class ResponseDecodeError(APIError):
 class SubmitUncertainError(MjError):
     """A submit may or may not have created a (paid) job, and its tag could not be found.
 
-    Nothing was resent. Look for `state_tag` in the server's task list before submitting again.
+    Nothing was resent. The client keeps looking for the tag in the background for a while;
+    `await client.find(state_tag)` returns the job once it shows up (None until then).
     """
 
     def __init__(self, message: str, *, state_tag: str, path: str, cause: BaseException) -> None:

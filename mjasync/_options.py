@@ -12,7 +12,7 @@ import attrs
 from . import _validate as check
 from ._exceptions import InvalidRequestError
 from ._logging import redact_url, register_secret
-from ._submit import ReconcileStrategy
+from ._submit import DEFAULT_RESEND_AFTER, ReconcileStrategy
 from ._transport import AuthStyle, Config
 
 __all__ = ["ClientOptions", "Overrides", "evolved"]
@@ -52,6 +52,9 @@ class ClientOptions:
     missing_after: float
     reconcile: ReconcileStrategy
     reconcile_delays: tuple[float, ...] = attrs.field(converter=_delays)
+    resend_after: float | None = DEFAULT_RESEND_AFTER
+    """Seconds an ambiguous submit's tag must be absent from every complete view before it is
+    sent again (once, same tag); None: never sent again."""
     verify_tls: bool
 
     def __attrs_post_init__(self) -> None:
@@ -70,6 +73,8 @@ class ClientOptions:
             *((f"reconcile_delays[{i}]", d) for i, d in enumerate(self.reconcile_delays)),
         ):
             check.timeout(value, name, zero=True)
+        if self.resend_after is not None:
+            check.timeout(self.resend_after, "resend_after", zero=True)
         check.at_least(self.max_retries, 0, "max_retries")
         batch = self.poll_batch_size
         if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 1000:
@@ -105,6 +110,7 @@ class Overrides(TypedDict, total=False):
     missing_after: float
     reconcile: ReconcileStrategy
     reconcile_delays: Sequence[float]
+    resend_after: float | None
 
 
 _SESSION_BOUND: Final = ("session", "verify_tls")

@@ -15,6 +15,7 @@ import tenacity
 from tenacity import AsyncRetrying, RetryCallState
 
 from ._exceptions import (
+    AccountUnavailableError,
     APIConnectionError,
     APIError,
     ProxyResultError,
@@ -81,8 +82,10 @@ def server_full(exc: BaseException) -> bool:
 
 
 def _submit_resendable(exc: BaseException) -> bool:
-    """Only failures that prove no job exists: never reached the server, or refused by a limiter."""
-    return server_full(exc) or (_nothing_created(exc) and isinstance(exc, APIConnectionError | ServerError))
+    """Only failures that prove no job exists: never reached the server, refused by a limiter,
+    or no Discord account free (code 3 `无可用的账号实例`)."""
+    kinds = APIConnectionError | ServerError | AccountUnavailableError
+    return server_full(exc) or (_nothing_created(exc) and isinstance(exc, kinds))
 
 
 _PREDICATES: Final[dict[RequestKind, Predicate]] = {

@@ -19,6 +19,8 @@ class ClientStats:
     """Submits whose outcome was unknown and were looked up by their state tag."""
     reconciled: int = 0
     """Of those, how many were found (adopted) instead of raising SubmitUncertainError."""
+    found_later: int = 0
+    """Jobs of uncertain or cancelled submits found by the background look-ups (see `find`)."""
     callbacks: int = 0
     """notifyHook callbacks accepted for tasks this client waits for."""
     resolved_by_callback: int = 0

@@ -1,27 +1,36 @@
-"""Submit safety: tag every submit, never resend an ambiguous one, find it by its tag instead."""
+"""Submit safety: tag every submit, never resend an ambiguous one blind, find it by its tag instead."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Final, Literal
+
+import attrs
 
 from ._classify import endpoint_missing
 from ._convert import join_state
-from ._decode import accepted_envelope, tasks_tagged
-from ._exceptions import APIError, MjError, SubmitUncertainError
+from ._decode import accepted_envelope, tagged_view
+from ._exceptions import APIError, MjError, ProxyResultError, SubmitUncertainError
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
 from ._retry import RequestKind
 from ._transport import Transport
 
-__all__ = ["ReconcileStrategy", "Submitter", "new_tag"]
+__all__ = ["DEFAULT_RESEND_AFTER", "ReconcileStrategy", "Submitter", "new_tag"]
 
 ReconcileStrategy = Literal["auto", "plus-query", "list-scan", "none"]
-MAX_RESENDS: Final = 1
-"""Times a submit is sent again after a complete look-up proved its job was never created
-(protocol.md section 13: once, with the same tag, so a late duplicate stays detectable)."""
+DEFAULT_RESEND_AFTER: Final = 120.0
+"""Seconds an ambiguous submit's tag must be absent from every complete view before it is sent
+again (once, same tag): no server guarantees that a job absent now stays absent."""
+WATCH_FOR: Final = 600.0
+"""Seconds after an uncertain or cancelled submit that the background keeps looking (at least
+until `resend_after` plus this much)."""
+MAX_LOOK_INTERVAL: Final = 10.0
+"""The background look-ups start at the last reconcile delay and double up to this."""
+MAX_FOUND: Final = 10_000
+"""Tags whose reconciled job is kept for `find` (the oldest are forgotten first)."""
 
 
 def new_tag() -> str:
@@ -33,8 +42,24 @@ def _is_ambiguous(exc: BaseException) -> bool:
     return isinstance(exc, APIError) and exc.job_created is None
 
 
+@attrs.define
+class _Pending:
+    """One submit whose outcome is not known yet: what was sent, and what the look-ups saw."""
+
+    tag: str
+    wire_state: str
+    path: str
+    body: dict[str, Any]
+    timeout: float | None
+    sent_at: float = 0.0
+    """Loop time the last send ended (the quiet period counts from here)."""
+    may_resend: bool = True
+    """False once resent, once a view was partial, or after a code 9 (never resent)."""
+
+
 class Submitter:
-    """Sends submits under the SUBMIT policy and reconciles ambiguous failures by state tag."""
+    """Sends submits under the SUBMIT policy and reconciles ambiguous ones by state tag, in the
+    foreground (the reconcile delays) and then in the background (see `find`)."""
 
     def __init__(
         self,
@@ -42,108 +67,203 @@ class Submitter:
         *,
         strategy: ReconcileStrategy,
         delays: Sequence[float],
+        resend_after: float | None = DEFAULT_RESEND_AFTER,
     ) -> None:
         self._transport = transport
         self._strategy = strategy
         self._delays = tuple(delays)
+        self._resend_after = resend_after
         self._lookup: str | None = None if strategy == "auto" else strategy
+        self._found: dict[str, SubmitResult] = {}
+        self._sent: dict[str, str] = {}
+        """tag -> wire state of the submits still being looked for (the plus query needs it)."""
+        self._watchers: set[asyncio.Task[None]] = set()
 
     async def submit(
         self, path: str, body: dict[str, Any], *, state: str | None, timeout: float | None
     ) -> SubmitResult:
         """Submit (resending only what provably created nothing); returns an accepted result.
 
-        After an ambiguous failure the tag is looked up; a job found is adopted. Only when a
-        complete view shows no such job is the same body (same tag) sent again, at most
-        MAX_RESENDS times. Otherwise SubmitUncertainError: nothing is ever sent blind.
+        After an ambiguous failure the tag is looked up; a job found is adopted. The same body
+        (same tag) is sent again only once the tag was absent from every complete view for
+        `resend_after` seconds. Otherwise SubmitUncertainError, and the look-ups go on in the
+        background; a cancelled submit is looked for in the background too.
         """
         tag = new_tag()
-        body["state"] = join_state(state, tag)
+        pending = _Pending(tag, join_state(state, tag), path, body, timeout)
+        body["state"] = pending.wire_state
+        try:
+            return await self._foreground(pending)
+        except asyncio.CancelledError:
+            logger.warning(
+                "POST %s cancelled after it may have been sent; looking for tag %s in the background",
+                path, tag, extra={"state_tag": tag},
+            )
+            pending.sent_at = asyncio.get_running_loop().time()
+            pending.may_resend = False  # its caller gave up: find what it made, send nothing more
+            self._watch(pending)
+            raise
+
+    async def find(self, tag: str) -> SubmitResult | None:
+        """The job carrying `tag`: one found before, else one look-up now (None: not seen)."""
+        if tag in self._found:
+            return self._found[tag]
+        tasks, _ = await self._lookup_tag(tag, self._sent.get(tag, tag))
+        return self._adopt(tag, tasks) if tasks else None
+
+    async def close(self) -> None:
+        """Stop the background look-ups."""
+        for watcher in list(self._watchers):
+            watcher.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+
+    async def _foreground(self, pending: _Pending) -> SubmitResult:
+        path, tag = pending.path, pending.tag
         stats = self._transport.stats
-        sends = 0
-        for resend in range(MAX_RESENDS + 1):
-            sends += 1
-            try:
-                return await self._send(path, body, timeout)
-            except APIError as exc:
-                if not _is_ambiguous(exc):
-                    raise
-                cause: BaseException = exc
-            logger.info("POST %s: outcome unknown (%s); looking for tag %s", path, type(cause).__name__, tag)
-            stats.reconciles += 1
-            try:
-                found, complete = await self._find(tag)
-            except MjError as exc:  # the client was closed, or is used from another loop
-                cause = exc
-                break
-            if found is not None:
-                stats.reconciled += 1
-                return found
-            if not complete:
-                break
-            if resend < MAX_RESENDS:
-                logger.info("POST %s: tag %s is in no task of a complete view; sending again", path, tag)
+        try:
+            return await self._send(pending)
+        except APIError as exc:
+            if not _is_ambiguous(exc):
+                raise
+            cause: BaseException = exc
+            pending.may_resend = not (isinstance(exc, ProxyResultError) and exc.code == 9)
+        pending.sent_at = asyncio.get_running_loop().time()
+        logger.info("POST %s: outcome unknown (%s); looking for tag %s", path, type(cause).__name__, tag)
+        stats.reconciles += 1
+        self._sent[tag] = pending.wire_state
+        try:
+            for delay in self._delays:
+                await asyncio.sleep(delay)
+                found = await self._step(pending)
+                if found is not None:
+                    stats.reconciled += 1
+                    return found
+        except MjError as exc:  # the client was closed, or is used from another loop
+            cause = exc
+            self._sent.pop(tag, None)
+        else:
+            self._watch(pending)
         raise SubmitUncertainError(
-            f"POST {path}: the server may have created this job ({type(cause).__name__}), "
-            f"and no task with state tag {tag} could be found; sent {sends} time(s), never blind",
+            f"POST {path}: the server may have created this job ({type(cause).__name__}), and no task "
+            f"with state tag {tag} was found yet; not sent again (the client keeps looking: find(tag))",
             state_tag=tag,
             path=path,
             cause=cause,
         ) from cause
 
-    async def _send(self, path: str, body: Mapping[str, Any], timeout: float | None) -> SubmitResult:
+    async def _send(self, pending: _Pending) -> SubmitResult:
         return await self._transport.request(
-            "POST", path, accepted_envelope, body=body, kind=RequestKind.SUBMIT, timeout=timeout
+            "POST", pending.path, accepted_envelope, body=pending.body, kind=RequestKind.SUBMIT,
+            timeout=pending.timeout,
         )
 
-    async def _find(self, tag: str) -> tuple[SubmitResult | None, bool]:
-        """Look the tag up after each delay: (the adopted result or None, was the view complete)."""
-        complete = False
-        for delay in self._delays:
-            if self._lookup == "none":
-                break
-            await asyncio.sleep(delay)
-            tasks, complete = await self._lookup_tag(tag)
-            if tasks:
-                chosen = min(tasks, key=lambda t: (t.submit_time is None, t.submit_time, t.id))
-                if len(tasks) > 1:
-                    logger.warning(
-                        "tag %s matches %d tasks (%s); adopting the oldest, %s",
-                        tag, len(tasks), ", ".join(t.id for t in tasks), chosen.id,
-                    )
-                logger.info("tag %s found: adopting task %s", tag, chosen.id)
-                return SubmitResult(code=1, description="found by state tag", result=chosen.id), True
-        return None, complete
+    async def _step(self, pending: _Pending) -> SubmitResult | None:
+        """One look-up; after a quiet period, the one resend. The job's result, or None."""
+        loop = asyncio.get_running_loop()
+        tasks, complete = await self._lookup_tag(pending.tag, pending.wire_state)
+        if tasks:
+            return self._adopt(pending.tag, tasks)
+        if not complete:
+            pending.may_resend = False
+        quiet = self._resend_after is not None and loop.time() - pending.sent_at >= self._resend_after
+        if not (pending.may_resend and quiet):
+            return None
+        pending.may_resend = False
+        logger.info(
+            "POST %s: tag %s absent from every complete view for %.1f s; sending again (same tag)",
+            pending.path, pending.tag, loop.time() - pending.sent_at,
+        )
+        try:
+            result = await self._send(pending)
+        except APIError as exc:
+            if not _is_ambiguous(exc):
+                raise
+            pending.sent_at = loop.time()
+            return None
+        self._remember(pending.tag, result)
+        return result
 
-    async def _lookup_tag(self, tag: str) -> tuple[list[TaskInfo], bool]:
-        """Tasks carrying the tag, and whether the view searched was complete."""
+    def _watch(self, pending: _Pending) -> None:
+        """Keep looking for the tag in the background; a job found is logged, counted and kept."""
+        if self._lookup == "none":
+            return
+        self._sent[pending.tag] = pending.wire_state
+        watcher = asyncio.get_running_loop().create_task(self._watch_until_found(pending))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _watch_until_found(self, pending: _Pending) -> None:
+        loop = asyncio.get_running_loop()
+        tag = pending.tag
+        deadline = pending.sent_at + max(WATCH_FOR, (self._resend_after or 0.0) + WATCH_FOR)
+        interval = max(self._delays[-1] if self._delays else 1.0, 0.01)
+        try:
+            while loop.time() < deadline:
+                await asyncio.sleep(interval)
+                interval = min(interval * 2, MAX_LOOK_INTERVAL)
+                found = await self._step(pending)
+                if found is not None:
+                    assert isinstance(found.result, str)
+                    self._transport.stats.found_later += 1
+                    logger.warning(
+                        "POST %s: task %s carries tag %s (its caller was not told): find(tag) returns it",
+                        pending.path, found.result, tag, extra={"state_tag": tag, "task_id": found.result},
+                    )
+                    return
+            logger.warning("POST %s: tag %s not found within %.0f s; giving up", pending.path, tag, WATCH_FOR)
+        except MjError as exc:
+            logger.warning("POST %s: stopped looking for tag %s (%s)", pending.path, tag, type(exc).__name__)
+        finally:
+            self._sent.pop(tag, None)
+
+    def _adopt(self, tag: str, tasks: list[TaskInfo]) -> SubmitResult:
+        chosen = min(tasks, key=lambda t: (t.submit_time is None, t.submit_time, t.id))
+        if len(tasks) > 1:
+            logger.warning(
+                "tag %s matches %d tasks (%s); adopting the oldest, %s",
+                tag, len(tasks), ", ".join(t.id for t in tasks), chosen.id,
+            )
+        logger.info("tag %s found: adopting task %s", tag, chosen.id)
+        result = SubmitResult(code=1, description="found by state tag", result=chosen.id)
+        self._remember(tag, result)
+        return result
+
+    def _remember(self, tag: str, result: SubmitResult) -> None:
+        self._sent.pop(tag, None)
+        self._found[tag] = result
+        if len(self._found) > MAX_FOUND:
+            del self._found[next(iter(self._found))]
+
+    async def _lookup_tag(self, tag: str, wire_state: str) -> tuple[list[TaskInfo], bool]:
+        """Tasks carrying the tag, and whether the view searched was complete (it provably
+        holds every task that could carry the tag)."""
         if self._lookup in (None, "plus-query"):
             try:
-                # A view counts only when it is a list of tasks: an empty or odd answer proves
-                # nothing, and taking it for "not found" would send the job again.
-                answer = await self._transport.request(
-                    "POST", "/mj/task/query", tasks_tagged(tag), body={"state": tag}
+                # The plus query matches `state` exactly: ask for the whole wire state sent.
+                tasks, complete = await self._transport.request(
+                    "POST", "/mj/task/query", tagged_view(tag), body={"state": wire_state}
                 )
                 self._lookup = "plus-query"
-                return _with_tag(answer, tag), True
+                return _with_tag(tasks, tag), complete
             except APIError as exc:
                 if not endpoint_missing(exc) or self._strategy == "plus-query":
                     return [], False
                 self._lookup = "list-scan"
         if self._lookup == "list-scan":
             found: dict[str, TaskInfo] = {}
-            views = 0
+            complete_views = views = 0
             for path in ("/mj/task/list", "/mj/task/queue"):
                 try:
-                    answer = await self._transport.request("GET", path, tasks_tagged(tag))
-                    found.update((task.id, task) for task in _with_tag(answer, tag))
+                    tasks, complete = await self._transport.request("GET", path, tagged_view(tag))
+                    found.update((task.id, task) for task in _with_tag(tasks, tag))
                     views += 1
+                    complete_views += complete
                 except APIError as exc:
                     if not endpoint_missing(exc):
                         return list(found.values()), False
             if views == 0 and self._strategy == "auto":
                 self._lookup = "none"
-            return list(found.values()), views == 2
+            return list(found.values()), complete_views == 2
         return [], False
 
 

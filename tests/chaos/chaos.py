@@ -62,6 +62,7 @@ class Report:
             ("duplicate recorded submits", self.duplicates), ("lost jobs", self.lost),
             ("client requests", self.client.requests), ("client retries", self.client.retries),
             ("reconciles (found)", f"{self.client.reconciles} ({self.client.reconciled})"),
+            ("found later in the background (find)", self.client.found_later),
             ("results by callback / by polling",
              f"{self.client.resolved_by_callback} / {self.client.resolved_by_poll}"),
             ("server requests", self.server_requests),

@@ -16,12 +16,12 @@ from tests.integration.conftest import client_for
 async def test_unusable_submit_answers_are_reconciled_not_resent(kind: str) -> None:
     async with FakeProxy("reference", job_seconds=0.05) as fake:
         fake.faults.add(kind, endpoint="submit", times=1)  # type: ignore[arg-type]
-        async with client_for(fake) as mj:
+        async with client_for(fake, resend_after=0.0) as mj:
             task = await mj.imagine("cat")
             assert (await task.wait(timeout=10)).succeeded
             assert mj.stats.reconciles == 1
     # html/empty/504 answer before the handler: nothing was recorded, so the complete view
-    # proves it and the same tag is sent once more.
+    # shows no such task; with no quiet period (resend_after=0) the same tag is sent once more.
     assert fake.stats.requests["POST /mj/submit/imagine"] == 2
     assert fake.stats.accepted_submits == 1
 

@@ -54,7 +54,7 @@ async def test_reset_after_record_on_a_relay_raises_uncertain_and_never_resends(
 async def test_reset_before_record_on_reference_is_resent_once_after_a_complete_lookup() -> None:
     async with FakeProxy("reference", job_seconds=0.05) as fake:
         fake.faults.add("reset_before_record", endpoint="submit", times=1)
-        async with client_for(fake) as mj:
+        async with client_for(fake, resend_after=0.0) as mj:
             task = await mj.imagine("cat")
     assert task.id in fake.jobs
     assert fake.stats.requests["POST /mj/submit/imagine"] == 2

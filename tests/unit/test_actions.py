@@ -289,7 +289,6 @@ async def test_parent_not_ready_gives_up_after_three_retries(http: MockedHTTP, c
     "payload",
     [
         {"code": 4, "description": "未知的 Action 类型", "result": None},
-        {"code": 3, "description": "无可用的账号实例", "result": None},
         {"code": 24, "description": "可能包含敏感词", "result": None},
     ],
 )

@@ -98,8 +98,7 @@ async def test_banned_prompt_carries_the_word_and_is_not_retried(http: MockedHTT
     ("payload", "error"),
     [
         ({"code": 4, "description": "prompt不能为空", "result": None, "properties": {}}, mjasync.ValidationFailedError),
-        ({"code": 9, "description": "提交失败，系统异常", "result": None}, mjasync.ProxyResultError),
-        ({"code": 3, "description": "无可用的账号实例", "result": None}, mjasync.TaskNotFoundError),
+        ({"code": 3, "description": "关联任务不存在或已失效", "result": None}, mjasync.TaskNotFoundError),
     ],
 )
 async def test_other_codes_raise_typed_errors_once(
@@ -112,6 +111,14 @@ async def test_other_codes_raise_typed_errors_once(
     assert caught.value.code == payload["code"]
     assert caught.value.body == json.dumps(payload)
     assert len(http.calls("POST", "/mj/submit/imagine")) == 1
+
+
+@pytest.mark.parametrize("text", ["无可用的账号实例", "账号不可用: 1234"])
+async def test_no_free_account_is_resent_then_raised(http: MockedHTTP, client: mjasync.Client, text: str) -> None:
+    http.post(IMAGINE, payload={"code": 3, "description": text, "result": None}, repeat=True)
+    with pytest.raises(mjasync.AccountUnavailableError):
+        await client.imagine("cat")
+    assert len(http.calls("POST", "/mj/submit/imagine")) == client.options.max_retries + 1
 
 
 async def test_relay_400_envelope_is_classified_by_code(http: MockedHTTP, client: mjasync.Client) -> None:
@@ -215,6 +222,7 @@ async def test_ambiguous_failure_with_no_lookup_raises_uncertain_without_resend(
 async def test_not_found_in_a_complete_view_is_resent_once_with_the_same_tag(
     http: MockedHTTP, client: mjasync.Client
 ) -> None:
+    client = client.with_options(resend_after=0.0)  # no quiet period: resend at the first complete view
     http.post(IMAGINE, exception=aiohttp.ServerDisconnectedError())
     http.post(IMAGINE, payload={"code": 1, "description": "ok", "result": "9"})
     http.post(BASE_URL + "/mj/task/query", status=404, body="", repeat=True)
@@ -246,6 +254,7 @@ async def test_callers_state_is_merged_reversibly(http: MockedHTTP, client: mjas
 
 
 async def test_complete_view_resends_are_bounded_and_keep_the_tag(http: MockedHTTP, client: mjasync.Client) -> None:
+    client = client.with_options(resend_after=0.0)
     http.post(IMAGINE, exception=aiohttp.ServerDisconnectedError(), repeat=True)
     http.post(BASE_URL + "/mj/task/query", status=404, body="", repeat=True)
     http.get(BASE_URL + "/mj/task/list", payload=[], repeat=True)
@@ -255,7 +264,7 @@ async def test_complete_view_resends_are_bounded_and_keep_the_tag(http: MockedHT
     bodies = sent_bodies(http)
     assert len(bodies) == 2, "the first send and MAX_RESENDS (1) more"
     assert {split_state(b["state"])[1] for b in bodies} == {caught.value.state_tag}
-    assert client.stats.reconciles == 2
+    assert client.stats.reconciles == 1, "one reconcile per submit, the resend included"
 
 
 async def test_a_task_in_both_list_and_queue_is_adopted_once(
