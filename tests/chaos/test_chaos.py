@@ -17,5 +17,8 @@ async def test_every_job_comes_back_exactly_once(seed: int) -> None:
     assert report.duplicates == 0
     assert report.lost == 0
     assert report.leftover_tasks == 0 and report.warnings == 0
-    assert report.outcomes["SUCCESS"] >= 950, report.table()
+    # An ambiguous submit is never resent within `resend_after` (120 s, longer than the run): it
+    # ends as SubmitUncertainError, found later or not. Nothing else may go wrong.
+    assert set(report.outcomes) <= {"SUCCESS", "SubmitUncertainError", "RateLimitError"}, report.table()
+    assert report.outcomes["SUCCESS"] >= 800, report.table()
     assert report.client.retries > 0 and report.client.reconciles > 0, "the faults really fired"

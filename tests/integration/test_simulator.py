@@ -427,10 +427,13 @@ async def test_fault_bodies(kind: Any, dialect: Dialect, status: int, expected: 
 
 async def test_slow_fault_answers_late_after_recording() -> None:
     async with proxy() as client:
-        client[0].faults.add("slow", "submit", times=1, delay=0.3)
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(submit(client), 0.1)
-        assert client[0].stats.accepted_submits == 1
+        client[0].faults.add("slow", "submit", times=1, delay=SETTLE_TIMEOUT)
+        answer = asyncio.ensure_future(submit(client))
+        await eventually(lambda: client[0].stats.accepted_submits == 1)
+        assert not answer.done(), "the job is recorded while its answer is still held back"
+        answer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await answer
 
 
 async def test_refuse_connections_then_reopen_on_the_same_port() -> None:
