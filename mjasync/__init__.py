@@ -6,13 +6,7 @@ Everything public is listed in `__all__`; modules and names starting with `_` ar
 from __future__ import annotations
 
 from ._batch import DEFAULT_MAX_IN_FLIGHT, BatchResult
-from ._client import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_POLL_INTERVAL,
-    DEFAULT_TIMEOUT,
-    Client,
-)
+from ._client import Client
 from ._exceptions import (
     AccountUnavailableError,
     ActionRequiredError,
@@ -55,7 +49,13 @@ from ._models import (
     TaskStatus,
     parse_custom_id,
 )
-from ._options import ClientOptions
+from ._options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    ClientOptions,
+)
 from ._stats import ClientStats
 from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, ImagineOptions, SubmitOptions, Task
 from ._transport import AuthStyle

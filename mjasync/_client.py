@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Unpack
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import aiohttp
@@ -16,11 +16,19 @@ from ._batch import DEFAULT_MAX_IN_FLIGHT, BatchResult, run_batch
 from ._callbacks import Callbacks
 from ._decode import acknowledged, seed, task_list, urls
 from ._endpoints import ACTION, CHANGE, MODAL, QUERY, optional
-from ._exceptions import InvalidRequestError, UnsupportedEndpointError
+from ._exceptions import UnsupportedEndpointError
 from ._images import data_url, save_image
 from ._logging import logger, redact_url, setup_from_env
 from ._models import Button, CustomId, Dimensions, TaskInfo, parse_custom_id
-from ._options import ClientOptions, Overrides, evolved
+from ._options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    ClientOptions,
+    Overrides,
+    evolved,
+)
 from ._poller import Poller
 from ._reader import Reader
 from ._retry import RequestKind
@@ -30,14 +38,7 @@ from ._task import DEFAULT_WAIT_TIMEOUT, ImagineOptions, SubmitOptions, Task, id
 from ._transport import AuthStyle, SessionHolder, Transport
 from ._validate import BotType, VideoMotion
 
-__all__ = [
-    "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_MAX_RETRIES", "DEFAULT_POLL_INTERVAL", "DEFAULT_TIMEOUT", "Client",
-]
-
-DEFAULT_TIMEOUT: Final = 30.0
-DEFAULT_CONNECT_TIMEOUT: Final = 10.0
-DEFAULT_MAX_RETRIES: Final = 2
-DEFAULT_POLL_INTERVAL: Final = 2.0
+__all__ = ["Client"]
 
 
 class Client:
@@ -79,13 +80,8 @@ class Client:
         self._start(options, sessions, Callbacks(), [], owns_sessions=True)
 
     def _start(
-        self,
-        options: ClientOptions,
-        sessions: SessionHolder,
-        callbacks: Callbacks,
-        submitters: list[Submitter],
-        *,
-        owns_sessions: bool,
+        self, options: ClientOptions, sessions: SessionHolder, callbacks: Callbacks,
+        submitters: list[Submitter], *, owns_sessions: bool,
     ) -> None:
         self._options = options
         self._sessions = sessions
@@ -200,10 +196,7 @@ class Client:
         On close, every job accepted but not yielded is logged (WARNING, with its `task_id`);
         a submit cut off mid-request is looked for in the background like any cancelled submit.
         """
-        items = [check.prompt(p, f"prompts[{i}]") for i, p in enumerate(check.sequence(prompts, "prompts"))]
-        check.at_least(max_in_flight, 1, "max_in_flight")
-        check.timeout(timeout)
-        check.bot_type(common.get("bot_type", "MID_JOURNEY"))
+        items = check.batch(prompts, max_in_flight, timeout, common.get("bot_type", "MID_JOURNEY"))
         images = common.get("images")
         if images:
             common["images"] = check.images(images, "images")
@@ -251,12 +244,8 @@ class Client:
         return await retry_fresh_parent(send, backoff=self._options.retry_backoff, stats=self.stats)
 
     async def modal(
-        self,
-        task: Task | TaskInfo | str | int,
-        *,
-        prompt: str | None = None,
-        mask_base64: str | bytes | None = None,
-        **options: Unpack[SubmitOptions],
+        self, task: Task | TaskInfo | str | int, *, prompt: str | None = None,
+        mask_base64: str | bytes | None = None, **options: Unpack[SubmitOptions],
     ) -> Task:
         """Complete a task waiting in MODAL (see ActionRequiredError.modal_kind); the job goes on
         under the same id. `mask_base64`: Vary Region's mask, white where to redraw, black elsewhere."""
@@ -350,12 +339,7 @@ class Client:
         return await self._submit("/mj/submit/video", body, **options)
 
     async def extend_video(
-        self,
-        task: Task | TaskInfo | str | int,
-        index: int,
-        prompt: str,
-        *,
-        motion: VideoMotion = "low",
+        self, task: Task | TaskInfo | str | int, index: int, prompt: str, *, motion: VideoMotion = "low",
         **options: Unpack[SubmitOptions],
     ) -> Task:
         """Make one video (`index` 0-3) of a finished video job longer (extended server)."""
@@ -397,11 +381,8 @@ class Client:
         """Send a job's submit; `pressed` and `modal_sent` tell the new handle how to read a MODAL."""
         check.timeout(timeout)
         check.state(state)
-        extra = check.extra_body(extra_body, body) if extra_body is not None else {}
-        notify_hook = check.notify_hook(notify_hook if notify_hook is not None else self.callbacks.hook_url)
-        if notify_hook is not None:
-            body["notifyHook"] = notify_hook
-        body.update(extra)
+        hook = notify_hook if notify_hook is not None else self.callbacks.hook_url
+        body = check.submit_body(body, hook, extra_body)
         with optional(path):
             result = await self._submitter.submit(path, body, state=state, timeout=timeout)
         assert isinstance(result.result, str)
@@ -413,14 +394,8 @@ class Client:
         logged for a cancelled submit); None while no task carrying it has been seen.
 
         Returns what the background look-ups found, else looks the tag up once now."""
-        tag = check.text(state_tag, "state_tag")
-        if not tag:
-            raise InvalidRequestError("state_tag must not be empty")
-        result = await self._submitter.find(tag)
-        if result is None:
-            return None
-        assert isinstance(result.result, str)
-        return Task(self, result.result, submit_result=result)
+        found = await self._submitter.find(check.state_tag(state_tag))
+        return None if found is None else Task(self, str(found.result), submit_result=found)
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -508,10 +483,7 @@ class Client:
         return await self._transport.get_bytes(url, timeout=timeout)
 
     async def download(
-        self,
-        source: TaskInfo | Task | str,
-        path: str | os.PathLike[str] = ".",
-        *,
+        self, source: TaskInfo | Task | str, path: str | os.PathLike[str] = ".", *,
         timeout: float | None = None,
     ) -> Path:
         """Save a result image to `path` and return the file written.

@@ -15,7 +15,15 @@ from ._logging import redact_url, register_secret
 from ._submit import DEFAULT_RESEND_AFTER, ReconcileStrategy
 from ._transport import AuthStyle, Config
 
-__all__ = ["ClientOptions", "Overrides", "evolved"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_MAX_RETRIES", "DEFAULT_POLL_INTERVAL", "DEFAULT_TIMEOUT",
+    "ClientOptions", "Overrides", "evolved",
+]
+
+DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_POLL_INTERVAL: Final = 2.0
 
 
 def _base_url(value: str | None) -> str:

@@ -18,7 +18,7 @@ from ._models import SubmitResult, TaskInfo
 from ._retry import RequestKind
 from ._transport import Transport
 
-__all__ = ["DEFAULT_RESEND_AFTER", "ReconcileStrategy", "Submitter", "new_tag"]
+__all__ = ["DEFAULT_RESEND_AFTER", "ReconcileStrategy", "Submitter"]
 
 ReconcileStrategy = Literal["auto", "plus-query", "list-scan", "none"]
 DEFAULT_RESEND_AFTER: Final = 120.0

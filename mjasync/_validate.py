@@ -31,6 +31,7 @@ __all__ = [
     "UpscaleStyle",
     "VideoMotion",
     "at_least",
+    "batch",
     "blend_images",
     "bot_type",
     "choice",
@@ -47,6 +48,8 @@ __all__ = [
     "prompt",
     "sequence",
     "state",
+    "state_tag",
+    "submit_body",
     "task_id",
     "text",
     "timeout",
@@ -151,6 +154,32 @@ def text(value: str, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidRequestError(f"{name} must be a string, got {type(value).__name__}")
     return _encodable(value, name)
+
+
+def submit_body(body: dict[str, Any], hook: str | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A submit's body with its checked hook (`notifyHook`) and `extra_body` added."""
+    fields = extra_body(extra, body) if extra is not None else {}
+    checked = notify_hook(hook)
+    if checked is not None:
+        body["notifyHook"] = checked
+    body.update(fields)
+    return body
+
+
+def batch(prompts: Iterable[str], max_in_flight: int, wait: float | None, bot: str) -> list[str]:
+    """imagine_many's prompts, checked with its bound, deadline and bot type."""
+    items = [prompt(p, f"prompts[{i}]") for i, p in enumerate(sequence(prompts, "prompts"))]
+    at_least(max_in_flight, 1, "max_in_flight")
+    timeout(wait)
+    bot_type(bot)
+    return items
+
+
+def state_tag(value: str) -> str:
+    """A tag from SubmitUncertainError or a log line: a non-empty string."""
+    if not text(value, "state_tag"):
+        raise InvalidRequestError("state_tag must not be empty")
+    return value
 
 
 def grid_index(index: int) -> int:
