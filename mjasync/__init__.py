@@ -28,6 +28,7 @@ from ._exceptions import (
     RedirectError,
     ResponseDecodeError,
     ServerError,
+    StoreError,
     SubmitUncertainError,
     TaskCancelledError,
     TaskFailedError,
@@ -37,6 +38,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._logging import redact_logs
+from ._memory_store import MemoryStore
 from ._models import (
     Button,
     CustomId,
@@ -56,7 +58,9 @@ from ._options import (
     DEFAULT_TIMEOUT,
     ClientOptions,
 )
+from ._sqlite_store import SQLiteStore
 from ._stats import ClientStats
+from ._store import JobRecord, Store
 from ._task import DEFAULT_WAIT_TIMEOUT, BodyOptions, ImagineOptions, SubmitOptions, Task
 from ._transport import AuthStyle
 from ._validate import BotType, UpscaleStyle, VideoMotion
@@ -92,6 +96,8 @@ __all__ = [
     "ImagineOptions",
     "InvalidCallbackError",
     "InvalidRequestError",
+    "JobRecord",
+    "MemoryStore",
     "MjError",
     "ModalKind",
     "NotFoundError",
@@ -101,7 +107,10 @@ __all__ = [
     "RateLimitError",
     "RedirectError",
     "ResponseDecodeError",
+    "SQLiteStore",
     "ServerError",
+    "Store",
+    "StoreError",
     "SubmitOptions",
     "SubmitResult",
     "SubmitUncertainError",

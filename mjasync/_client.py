@@ -16,10 +16,12 @@ from ._batch import DEFAULT_MAX_IN_FLIGHT, BatchResult, run_batch
 from ._callbacks import Callbacks
 from ._decode import acknowledged, seed, task_list, urls
 from ._endpoints import ACTION, CHANGE, MODAL, QUERY, optional
-from ._exceptions import UnsupportedEndpointError
+from ._exceptions import InvalidRequestError, UnsupportedEndpointError
 from ._images import data_url, save_image
+from ._jobs import DEFAULT_RETENTION, Jobs
 from ._logging import logger, redact_url, setup_from_env
-from ._models import Button, CustomId, Dimensions, TaskInfo, parse_custom_id
+from ._memory_store import MemoryStore
+from ._models import Button, CustomId, Dimensions, SubmitResult, TaskInfo, parse_custom_id
 from ._options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -33,7 +35,8 @@ from ._poller import Poller
 from ._reader import Reader
 from ._retry import RequestKind
 from ._stats import ClientStats
-from ._submit import DEFAULT_RESEND_AFTER, ReconcileStrategy, Submitter
+from ._store import Store
+from ._submit import DEFAULT_RESEND_AFTER, Job, ReconcileStrategy, Submitter
 from ._task import DEFAULT_WAIT_TIMEOUT, ImagineOptions, SubmitOptions, Task, id_of, image_source
 from ._transport import AuthStyle, SessionHolder, Transport
 from ._validate import BotType, VideoMotion
@@ -67,6 +70,9 @@ class Client:
         resend_after: float | None = DEFAULT_RESEND_AFTER,
         verify_tls: bool = True,
         session: aiohttp.ClientSession | None = None,
+        store: Store | None = None,
+        replica: str | None = None,
+        retention: float = DEFAULT_RETENTION,
     ) -> None:
         setup_from_env()
         options = ClientOptions(
@@ -77,10 +83,12 @@ class Client:
             verify_tls=verify_tls,
         )
         sessions = SessionHolder(session, verify_tls=verify_tls)
-        self._start(options, sessions, Callbacks(), [], owns_sessions=True)
+        check.timeout(retention, "retention")
+        jobs = Jobs(store if store is not None else MemoryStore(), check.name(replica, "replica"), retention)
+        self._start(options, sessions, Callbacks(), jobs, [], owns_sessions=True)
 
     def _start(
-        self, options: ClientOptions, sessions: SessionHolder, callbacks: Callbacks,
+        self, options: ClientOptions, sessions: SessionHolder, callbacks: Callbacks, jobs: Jobs,
         submitters: list[Submitter], *, owns_sessions: bool,
     ) -> None:
         self._options = options
@@ -88,16 +96,18 @@ class Client:
         self._owns_sessions = owns_sessions
         self._transport = Transport(options.config(), sessions)
         self._reader = Reader(self._transport, batch_size=options.poll_batch_size)
+        self._jobs = jobs
+        """The store, this replica's name and lease; shared with copies."""
         self._submitter = Submitter(
             self._transport, strategy=options.reconcile, delays=options.reconcile_delays,
-            resend_after=options.resend_after,
+            resend_after=options.resend_after, store=jobs.store, owner=jobs.owner,
         )
         self._submitters = submitters
         """This client's and its copies' submitters: the owner's close stops their look-ups."""
         submitters.append(self._submitter)
         self._poller = Poller(
             self._reader, interval=options.poll_interval, missing_after=options.missing_after,
-            stats=self._transport.stats,
+            stats=self._transport.stats, on_end=jobs.ended,
         )
         self.callbacks = callbacks
         """notifyHook intake (configure, serve, aiohttp_handler, deliver); shared with copies."""
@@ -129,7 +139,9 @@ class Client:
         InvalidRequestError."""
         options = evolved(self._options, overrides)
         copy = object.__new__(type(self))
-        copy._start(options, self._sessions, self.callbacks, self._submitters, owns_sessions=False)
+        copy._start(
+            options, self._sessions, self.callbacks, self._jobs, self._submitters, owns_sessions=False
+        )
         return copy
 
     async def __aenter__(self) -> Client:
@@ -150,6 +162,7 @@ class Client:
             self.callbacks.detach(poller)
         if self._owns_sessions:
             await self.callbacks.close()
+            await self._jobs.close()
             await self._sessions.close()
 
     # --- submits ----------------------------------------------------------------------------
@@ -163,19 +176,23 @@ class Client:
         notify_hook: str | None = None,
         state: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> Task:
         """Submit an /imagine job; returns its Task once the server accepted it.
 
         `images` are base64 strings, data URLs or raw bytes, sent as `base64Array`. Resent only
         when the request provably created nothing; otherwise found again by its state tag.
+        `meta` (small JSON) is stored with the job (`task.meta`); an `idempotency_key` the store
+        already holds returns that job's Task and sends nothing.
         """
         body: dict[str, Any] = {"prompt": check.prompt(prompt), "botType": check.bot_type(bot_type)}
         if images:
             body["base64Array"] = check.images(images, "images")
         return await self._submit(
             "/mj/submit/imagine", body, notify_hook=notify_hook, state=state, extra_body=extra_body,
-            timeout=timeout,
+            meta=meta, idempotency_key=idempotency_key, timeout=timeout,
         )
 
     def imagine_many(
@@ -197,6 +214,8 @@ class Client:
         a submit cut off mid-request is looked for in the background like any cancelled submit.
         """
         items = check.batch(prompts, max_in_flight, timeout, common.get("bot_type", "MID_JOURNEY"))
+        if common.get("idempotency_key") is not None:
+            raise InvalidRequestError("imagine_many takes no idempotency_key: one key would name every job")
         images = common.get("images")
         if images:
             common["images"] = check.images(images, "images")
@@ -375,19 +394,67 @@ class Client:
         state: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        meta: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
         pressed: CustomId | None = None,
         modal_sent: bool = False,
     ) -> Task:
-        """Send a job's submit; `pressed` and `modal_sent` tell the new handle how to read a MODAL."""
+        """Send a job's submit, its record written first; `pressed` and `modal_sent` tell the new
+        handle how to read a MODAL."""
         check.timeout(timeout)
         check.state(state)
+        meta = check.meta(meta)
+        check.name(idempotency_key, "idempotency_key")
         hook = notify_hook if notify_hook is not None else self.callbacks.hook_url
         body = check.submit_body(body, hook, extra_body)
+        self._jobs.started()
         with optional(path):
-            result = await self._submitter.submit(path, body, state=state, timeout=timeout)
-        assert isinstance(result.result, str)
-        logger.info("POST %s accepted: task %s (code %d)", path, result.result, result.code)
-        return Task(self, result.result, submit_result=result, pressed=pressed, modal_sent=modal_sent)
+            job = await self._submitter.submit(
+                path, body, state=state, timeout=timeout, meta=meta, key=idempotency_key,
+                pressed=None if pressed is None else pressed.raw,
+            )
+        logger.info("POST %s accepted: task %s (code %d)", path, job.task_id, job.result.code)
+        return self._handle(job, modal_sent=modal_sent)
+
+    def _handle(self, job: Job, *, modal_sent: bool = False) -> Task:
+        """The Task of a job this client follows from now on."""
+        self._jobs.followed.add(job.record.tag)
+        record = job.record
+        pressed = None if record.pressed is None else parse_custom_id(record.pressed)
+        return Task(
+            self, job.task_id, last=record.final, submit_result=job.result, pressed=pressed,
+            modal_sent=modal_sent, meta=record.meta,
+        )
+
+    # --- durable jobs -------------------------------------------------------------------------
+
+    async def resume(self) -> list[Task]:
+        """Claim the open records of this replica and of replicas whose lease expired, and return
+        a Task for each this client does not follow yet (`task.meta` is what was stored).
+
+        A record with a task id is followed again; one without (the process died between send
+        and answer) is looked up by its state tag: found -> adopted; absent from a complete view
+        `resend_after` seconds after it was sent -> sent again once, same tag; otherwise it
+        stays open for a later call. Never a blind resend; call it at any time."""
+        self._jobs.started()
+        tasks: list[Task] = []
+        for record in await self._jobs.claim():
+            if record.tag in self._jobs.followed:
+                continue
+            if record.task_id is not None:
+                result = SubmitResult(code=1, description="resumed", result=record.task_id)
+                tasks.append(self._handle(Job(result, record)))
+                continue
+            with optional(record.endpoint):
+                job = await self._submitter.reconcile(record, self.callbacks.hook_url)
+            if job is not None:
+                tasks.append(self._handle(job))
+        return tasks
+
+    async def forget(self, task: Task | TaskInfo | str | int) -> None:
+        """The job is handled: its record goes from the store and `resume()` never returns it.
+        Its idempotency key is free again."""
+        await self._jobs.forget(id_of(task))
 
     async def find(self, state_tag: str) -> Task | None:
         """The job a submit with this state tag created (`SubmitUncertainError.state_tag`, or a tag

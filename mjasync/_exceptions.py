@@ -29,6 +29,7 @@ __all__ = [
     "RedirectError",
     "ResponseDecodeError",
     "ServerError",
+    "StoreError",
     "SubmitUncertainError",
     "TaskCancelledError",
     "TaskFailedError",
@@ -200,6 +201,11 @@ class SubmitUncertainError(MjError):
         self.state_tag = state_tag
         self.path = path
         self.cause = cause
+
+
+class StoreError(MjError):
+    """The job store could not be read or written. Raised before a submit is sent: no job is
+    ever sent without its record."""
 
 
 class _TaskError(MjError):

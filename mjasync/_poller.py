@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from ._classify import endpoint_missing
@@ -115,8 +115,11 @@ class Poller:
         interval: float,
         missing_after: float,
         stats: ClientStats,
+        on_end: Callable[[TaskInfo], None] = lambda info: None,
     ) -> None:
         self.reader = reader
+        self.on_end = on_end
+        """Told once per waited task, with the snapshot that ended it (the store keeps it)."""
         self.interval = interval
         self.missing_after = missing_after
         self.stats = stats
@@ -200,6 +203,7 @@ class Poller:
     def _apply(self, entry: Entry, info: TaskInfo, *, by_callback: bool) -> bool:
         changed = entry.update(info)
         if changed and info.is_terminal:
+            self.on_end(info)
             if by_callback:
                 self.stats.resolved_by_callback += 1
             else:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 import attrs
@@ -12,13 +13,14 @@ import attrs
 from ._classify import endpoint_missing
 from ._convert import join_state
 from ._decode import accepted_envelope, tagged_view
-from ._exceptions import APIError, MjError, ProxyResultError, SubmitUncertainError
+from ._exceptions import APIError, MjError, ProxyResultError, StoreError, SubmitUncertainError
 from ._logging import logger
 from ._models import SubmitResult, TaskInfo
 from ._retry import RequestKind
+from ._store import JobRecord, Store
 from ._transport import Transport
 
-__all__ = ["DEFAULT_RESEND_AFTER", "ReconcileStrategy", "Submitter"]
+__all__ = ["DEFAULT_RESEND_AFTER", "Job", "ReconcileStrategy", "Submitter"]
 
 ReconcileStrategy = Literal["auto", "plus-query", "list-scan", "none"]
 DEFAULT_RESEND_AFTER: Final = 120.0
@@ -40,6 +42,19 @@ def new_tag() -> str:
 
 def _is_ambiguous(exc: BaseException) -> bool:
     return isinstance(exc, APIError) and exc.job_created is None
+
+
+@attrs.frozen
+class Job:
+    """What a submit (or `resume`) hands back: the accepted envelope and the job's record."""
+
+    result: SubmitResult
+    record: JobRecord
+
+    @property
+    def task_id(self) -> str:
+        assert isinstance(self.result.result, str), "an accepted result carries the task id"
+        return self.result.result
 
 
 @attrs.define
@@ -68,8 +83,12 @@ class Submitter:
         strategy: ReconcileStrategy,
         delays: Sequence[float],
         resend_after: float | None = DEFAULT_RESEND_AFTER,
+        store: Store,
+        owner: str,
     ) -> None:
         self._transport = transport
+        self._store = store
+        self._owner = owner
         self._strategy = strategy
         self._delays = tuple(delays)
         self._resend_after = resend_after
@@ -78,10 +97,20 @@ class Submitter:
         self._sent: dict[str, str] = {}
         """tag -> wire state of the submits still being looked for (the plus query needs it)."""
         self._watchers: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[str, asyncio.Future[SubmitResult]] = {}
+        """tag -> outcome of this submitter's keyed submits still being sent."""
 
     async def submit(
-        self, path: str, body: dict[str, Any], *, state: str | None, timeout: float | None
-    ) -> SubmitResult:
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        state: str | None,
+        timeout: float | None,
+        meta: Mapping[str, Any],
+        key: str | None = None,
+        pressed: str | None = None,
+    ) -> Job:
         """Submit (resending only what provably created nothing); returns an accepted result.
 
         After an ambiguous failure the tag is looked up; a job found is adopted. The same body
@@ -92,8 +121,18 @@ class Submitter:
         tag = new_tag()
         pending = _Pending(tag, join_state(state, tag), path, body, timeout)
         body["state"] = pending.wire_state
+        record = JobRecord(
+            tag=tag, endpoint=path, body={k: v for k, v in body.items() if k != "notifyHook"},
+            meta=meta, owner=self._owner, created=time.time(), idempotency_key=key, pressed=pressed,
+        )
+        held = await self._store.add(record)  # StoreError here: nothing was sent
+        if held.tag != tag:
+            return Job(await self._settle(held), held)
+        outcome: asyncio.Future[SubmitResult] | None = None
+        if key is not None:
+            outcome = self._in_flight[tag] = asyncio.get_running_loop().create_future()
         try:
-            return await self._foreground(pending)
+            result = await self._foreground(pending)
         except asyncio.CancelledError:
             logger.warning(
                 "POST %s cancelled after it may have been sent; looking for tag %s in the background",
@@ -103,13 +142,97 @@ class Submitter:
             pending.may_resend = False  # its caller gave up: find what it made, send nothing more
             self._watch(pending)
             raise
+        except BaseException as exc:
+            if outcome is not None:
+                outcome.set_exception(exc)
+                outcome.exception()  # a caller with the same key may never ask
+            raise
+        finally:
+            self._in_flight.pop(tag, None)
+        if outcome is not None:
+            outcome.set_result(result)
+        return Job(result, record)
+
+    async def _settle(self, held: JobRecord) -> SubmitResult:
+        """The job of a record that already holds the key: its id, the outcome of the submit
+        still being sent here, or what the look-ups find (SubmitUncertainError if nothing)."""
+        tag = held.tag
+        logger.info("idempotency key already used by tag %s: nothing sent", tag)
+        if held.task_id is not None:
+            return SubmitResult(code=1, description="idempotency key already used", result=held.task_id)
+        outcome = self._in_flight.get(tag)
+        if outcome is not None:
+            return await asyncio.shield(outcome)
+        for delay in (0.0, *self._delays):
+            await asyncio.sleep(delay)
+            record = await self._store.get(tag)
+            if record is not None and record.task_id is not None:
+                return SubmitResult(code=1, description="idempotency key already used", result=record.task_id)
+            tasks, _ = await self._lookup_tag(tag, str(held.body.get("state", tag)))
+            if tasks:
+                return await self._accepted(tag, self._adopt(tag, tasks))
+        raise SubmitUncertainError(
+            f"POST {held.endpoint}: an earlier submit with this idempotency key (state tag {tag}) "
+            "may have created a job, and none carrying its tag was found yet; nothing sent",
+            state_tag=tag, path=held.endpoint, cause=StoreError("the record has no task id"),
+        )
+
+    async def reconcile(self, record: JobRecord, hook: str | None) -> Job | None:
+        """Settle a record without a task id (from `resume`): found -> adopted; absent from a
+        complete view `resend_after` seconds after its send -> sent again once, same tag;
+        otherwise None (it stays open for a later call)."""
+        wire_state = str(record.body.get("state", record.tag))
+        tasks, complete = await self._lookup_tag(record.tag, wire_state)
+        if tasks:
+            return Job(await self._accepted(record.tag, self._adopt(record.tag, tasks)), record)
+        sent_at = record.sent_at if record.sent_at is not None else record.created
+        quiet = self._resend_after is not None and time.time() - sent_at >= self._resend_after
+        if not (complete and record.may_resend and quiet):
+            return None
+        body = dict(record.body)
+        if hook is not None:
+            body["notifyHook"] = hook
+        await self._store.set_sent(record.tag, sent_at=time.time(), may_resend=False)
+        logger.info(
+            "POST %s: tag %s absent from every complete view for %.0f s; sending again (same tag)",
+            record.endpoint, record.tag, time.time() - sent_at,
+        )
+        pending = _Pending(record.tag, wire_state, record.endpoint, body, None, may_resend=False)
+        try:
+            result = await self._send(pending)
+        except APIError as exc:
+            if exc.job_created is False:
+                await self._store.delete(record.tag)
+            if _is_ambiguous(exc):
+                await self._store.set_sent(record.tag, sent_at=time.time(), may_resend=False)
+                return None
+            raise
+        return Job(await self._accepted(record.tag, result), record)
+
+    async def _accepted(self, tag: str, result: SubmitResult) -> SubmitResult:
+        """Keep the task id with the record. The job exists whatever happens here, so a store
+        failure is logged, not raised: the record keeps its tag, and `resume()` finds the job."""
+        self._remember(tag, result)
+        await self._after_send(self._store.set_task_id(tag, str(result.result)), tag)
+        return result
+
+    async def _mark_sent(self, tag: str, *, may_resend: bool) -> None:
+        await self._after_send(self._store.set_sent(tag, sent_at=time.time(), may_resend=may_resend), tag)
+
+    async def _after_send(self, write: Awaitable[None], tag: str) -> None:
+        """A record write after the request left: a failure cannot unsend it, so it is logged
+        and the record keeps what it had (at worst its tag, which `resume()` settles)."""
+        try:
+            await write
+        except StoreError as exc:
+            logger.warning("the record of tag %s was not updated: %s", tag, exc)
 
     async def find(self, tag: str) -> SubmitResult | None:
         """The job carrying `tag`: one found before, else one look-up now (None: not seen)."""
         if tag in self._found:
             return self._found[tag]
         tasks, _ = await self._lookup_tag(tag, self._sent.get(tag, tag))
-        return self._adopt(tag, tasks) if tasks else None
+        return await self._accepted(tag, self._adopt(tag, tasks)) if tasks else None
 
     async def close(self) -> None:
         """Stop the background look-ups."""
@@ -121,13 +244,15 @@ class Submitter:
         path, tag = pending.path, pending.tag
         stats = self._transport.stats
         try:
-            return await self._send(pending)
+            return await self._accepted(tag, await self._send(pending))
         except APIError as exc:
             if not _is_ambiguous(exc):
+                await self._after_send(self._store.delete(tag), tag)  # refused: nothing was created
                 raise
             cause: BaseException = exc
             pending.may_resend = not (isinstance(exc, ProxyResultError) and exc.code == 9)
         pending.sent_at = asyncio.get_running_loop().time()
+        await self._mark_sent(tag, may_resend=pending.may_resend)
         logger.info("POST %s: outcome unknown (%s); looking for tag %s", path, type(cause).__name__, tag)
         stats.reconciles += 1
         self._sent[tag] = pending.wire_state
@@ -162,7 +287,7 @@ class Submitter:
         loop = asyncio.get_running_loop()
         tasks, complete = await self._lookup_tag(pending.tag, pending.wire_state)
         if tasks:
-            return self._adopt(pending.tag, tasks)
+            return await self._accepted(pending.tag, self._adopt(pending.tag, tasks))
         if not complete:
             pending.may_resend = False
         quiet = self._resend_after is not None and loop.time() - pending.sent_at >= self._resend_after
@@ -173,6 +298,7 @@ class Submitter:
             "POST %s: tag %s absent from every complete view for %.1f s; sending again (same tag)",
             pending.path, pending.tag, loop.time() - pending.sent_at,
         )
+        await self._mark_sent(pending.tag, may_resend=False)
         try:
             result = await self._send(pending)
         except APIError as exc:
@@ -180,8 +306,7 @@ class Submitter:
                 raise
             pending.sent_at = loop.time()
             return None
-        self._remember(pending.tag, result)
-        return result
+        return await self._accepted(pending.tag, result)
 
     def _watch(self, pending: _Pending) -> None:
         """Keep looking for the tag in the background; a job found is logged, counted and kept."""
@@ -224,9 +349,7 @@ class Submitter:
                 tag, len(tasks), ", ".join(t.id for t in tasks), chosen.id,
             )
         logger.info("tag %s found: adopting task %s", tag, chosen.id)
-        result = SubmitResult(code=1, description="found by state tag", result=chosen.id)
-        self._remember(tag, result)
-        return result
+        return SubmitResult(code=1, description="found by state tag", result=chosen.id)
 
     def _remember(self, tag: str, result: SubmitResult) -> None:
         self._sent.pop(tag, None)

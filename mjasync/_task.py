@@ -58,6 +58,8 @@ class BodyOptions(TypedDict, total=False):
     notify_hook: str | None
     state: str | None
     extra_body: Mapping[str, Any] | None
+    meta: Mapping[str, Any] | None
+    idempotency_key: str | None
 
 
 class SubmitOptions(BodyOptions, total=False):
@@ -87,11 +89,13 @@ class _Owner(Protocol):
         self, source: Task, path: str | os.PathLike[str] = ..., *, timeout: float | None = ...
     ) -> Path: ...
 
+    async def forget(self, task_id: str) -> None: ...
+
 
 class Task:
     """A handle on one accepted job. Await it for the final TaskInfo; it holds no connection."""
 
-    __slots__ = ("_client", "_last", "_modal_sent", "_pressed", "id", "submit_result")
+    __slots__ = ("_client", "_last", "_modal_sent", "_pressed", "id", "meta", "submit_result")
 
     def __init__(
         self,
@@ -102,6 +106,7 @@ class Task:
         submit_result: SubmitResult | None = None,
         pressed: CustomId | None = None,
         modal_sent: bool = False,
+        meta: Mapping[str, Any] | None = None,
     ) -> None:
         self._client = client
         self._last = last
@@ -114,6 +119,8 @@ class Task:
         """The server's task id (a string of digits)."""
         self.submit_result = submit_result
         """The accepted submit envelope (code, queue position); None for a handle rebuilt from an id."""
+        self.meta: Mapping[str, Any] = meta if meta is not None else {}
+        """What the submit's `meta=` stored with the job (also on handles from `resume()`)."""
 
     @property
     def last(self) -> TaskInfo | None:
@@ -245,6 +252,10 @@ class Task:
     async def download(self, path: str | os.PathLike[str] = ".", *, timeout: float | None = None) -> Path:
         """Save the result image (fetched first unless SUCCESS was seen) to a file or directory."""
         return await self._client.download(self, path, timeout=timeout)
+
+    async def forget(self) -> None:
+        """The job is handled: its record goes from the store, and `resume()` never returns it."""
+        await self._client.forget(self.id)
 
     def _timed_out(self, timeout: float | None) -> WaitTimeoutError:
         last = self._last

@@ -307,3 +307,32 @@ def upload_images(values: Sequence[str | bytes]) -> list[str]:
     if not encoded:
         raise InvalidRequestError("upload_images needs at least one image")
     return encoded
+
+
+MAX_META_BYTES: Final = 2048
+"""The largest `meta=` (as compact UTF-8 JSON): it is kept with every pending job."""
+MAX_NAME_LENGTH: Final = 255
+
+
+def meta(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A JSON-serialisable mapping of at most MAX_META_BYTES, as a plain copy."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise InvalidRequestError("meta must be a mapping with string keys")
+    try:
+        encoded = json.dumps(dict(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"meta must be JSON-serialisable: {exc}") from None
+    if len(encoded.encode()) > MAX_META_BYTES:
+        raise InvalidRequestError(f"meta is {len(encoded.encode())} bytes as JSON; at most {MAX_META_BYTES}")
+    copy: dict[str, Any] = json.loads(encoded)
+    return copy
+
+
+def name(value: str | None, what: str) -> str | None:
+    """None, or 1..255 printable characters (an idempotency key, a replica name)."""
+    if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME_LENGTH
+                              or not value.isprintable()):
+        raise InvalidRequestError(f"{what} must be 1-{MAX_NAME_LENGTH} printable characters")
+    return value
