@@ -20,8 +20,9 @@ from ._exceptions import InvalidRequestError, UnsupportedEndpointError
 from ._images import data_url, save_image
 from ._jobs import DEFAULT_RETENTION, Jobs
 from ._logging import logger, redact_url, setup_from_env
+from ._lookup import ReconcileStrategy
 from ._memory_store import MemoryStore
-from ._models import Button, CustomId, Dimensions, SubmitResult, TaskInfo, parse_custom_id
+from ._models import Button, CustomId, Dimensions, TaskInfo, parse_custom_id
 from ._options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RETRIES,
@@ -36,7 +37,7 @@ from ._reader import Reader
 from ._retry import RequestKind
 from ._stats import ClientStats
 from ._store import Store
-from ._submit import DEFAULT_RESEND_AFTER, Job, ReconcileStrategy, Submitter
+from ._submit import DEFAULT_RESEND_AFTER, Job, Submitter
 from ._task import DEFAULT_WAIT_TIMEOUT, ImagineOptions, SubmitOptions, Task, id_of, image_source
 from ._transport import AuthStyle, SessionHolder, Transport
 from ._validate import BotType, VideoMotion
@@ -437,19 +438,8 @@ class Client:
         `resend_after` seconds after it was sent -> sent again once, same tag; otherwise it
         stays open for a later call. Never a blind resend; call it at any time."""
         self._jobs.started()
-        tasks: list[Task] = []
-        for record in await self._jobs.claim():
-            if record.tag in self._jobs.followed:
-                continue
-            if record.task_id is not None:
-                result = SubmitResult(code=1, description="resumed", result=record.task_id)
-                tasks.append(self._handle(Job(result, record)))
-                continue
-            with optional(record.endpoint):
-                job = await self._submitter.reconcile(record, self.callbacks.hook_url)
-            if job is not None:
-                tasks.append(self._handle(job))
-        return tasks
+        records = [record for record in await self._jobs.claim() if record.tag not in self._jobs.followed]
+        return [self._handle(job) for job in await self._submitter.resume(records, self.callbacks.hook_url)]
 
     async def forget(self, task: Task | TaskInfo | str | int) -> None:
         """The job is handled: its record goes from the store and `resume()` never returns it.

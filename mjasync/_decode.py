@@ -15,7 +15,9 @@ from ._models import SubmitResult, TaskInfo
 if TYPE_CHECKING:
     from ._transport import Decoder
 
-__all__ = ["accepted_envelope", "acknowledged", "seed", "tagged_view", "task_list", "task_or_none", "urls"]
+__all__ = [
+    "accepted_envelope", "acknowledged", "seed", "tags_view", "task_list", "task_or_none", "urls",
+]
 
 ACCEPTED: Final = frozenset({1, 21, 22})
 
@@ -122,19 +124,25 @@ def task_list(method: str, path: str, parsed: Any, raw: bytes) -> list[TaskInfo]
     return tasks_in(_list_items(method, path, parsed, raw))
 
 
-def tagged_view(tag: str) -> Decoder[tuple[list[TaskInfo], bool]]:
-    """Decoder: (the tasks of a list whose wire `state` ends with `tag`, is the list complete).
+def tags_view(tags: frozenset[str]) -> Decoder[tuple[dict[str, list[TaskInfo]], bool]]:
+    """Decoder: (tag -> the tasks of a list whose wire `state` ends with it, is the list complete).
 
     Complete means it provably holds every task it stands for: not a page short of its
     `totalElements`, and every entry shows its `state`. The filter runs on the raw entries, so a
-    server's whole task list (thousands) is not turned into models to find one."""
+    server's whole task list (thousands) is not turned into models to find a few."""
+    lengths = {len(tag) for tag in tags}
 
-    def decode(method: str, path: str, parsed: Any, raw: bytes) -> tuple[list[TaskInfo], bool]:
+    def decode(method: str, path: str, parsed: Any, raw: bytes) -> tuple[dict[str, list[TaskInfo]], bool]:
         items = _list_items(method, path, parsed, raw)
         whole = isinstance(parsed, list) or _whole_page(parsed, items)
         complete = whole and all(isinstance(i, dict) and "state" in i for i in items)
-        tagged = [i for i in items if isinstance(i, dict) and str(i.get("state") or "").endswith(tag)]
-        return tasks_in(tagged), complete
+        tagged: dict[str, list[Any]] = {}
+        for item in items:
+            state = str(item.get("state") or "") if isinstance(item, dict) else ""
+            for length in lengths:
+                if state[-length:] in tags:
+                    tagged.setdefault(state[-length:], []).append(item)
+        return {tag: tasks_in(entries) for tag, entries in tagged.items()}, complete
 
     return decode
 

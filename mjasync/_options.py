@@ -12,7 +12,8 @@ import attrs
 from . import _validate as check
 from ._exceptions import InvalidRequestError
 from ._logging import redact_url, register_secret
-from ._submit import DEFAULT_RESEND_AFTER, ReconcileStrategy
+from ._lookup import ReconcileStrategy
+from ._submit import DEFAULT_RESEND_AFTER
 from ._transport import AuthStyle, Config
 
 __all__ = [

@@ -6,23 +6,23 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import attrs
 
-from ._classify import endpoint_missing
 from ._convert import join_state
-from ._decode import accepted_envelope, tagged_view
+from ._decode import accepted_envelope
+from ._endpoints import optional
 from ._exceptions import APIError, MjError, ProxyResultError, StoreError, SubmitUncertainError
 from ._logging import logger
+from ._lookup import Lookups, ReconcileStrategy
 from ._models import SubmitResult, TaskInfo
 from ._retry import RequestKind
 from ._store import JobRecord, Store
 from ._transport import Transport
 
-__all__ = ["DEFAULT_RESEND_AFTER", "Job", "ReconcileStrategy", "Submitter"]
+__all__ = ["DEFAULT_RESEND_AFTER", "Job", "Submitter"]
 
-ReconcileStrategy = Literal["auto", "plus-query", "list-scan", "none"]
 DEFAULT_RESEND_AFTER: Final = 120.0
 """Seconds an ambiguous submit's tag must be absent from every complete view before it is sent
 again (once, same tag): no server guarantees that a job absent now stays absent."""
@@ -89,10 +89,9 @@ class Submitter:
         self._transport = transport
         self._store = store
         self._owner = owner
-        self._strategy = strategy
+        self._lookups = Lookups(transport, strategy)
         self._delays = tuple(delays)
         self._resend_after = resend_after
-        self._lookup: str | None = None if strategy == "auto" else strategy
         self._found: dict[str, SubmitResult] = {}
         self._sent: dict[str, str] = {}
         """tag -> wire state of the submits still being looked for (the plus query needs it)."""
@@ -168,7 +167,7 @@ class Submitter:
             record = await self._store.get(tag)
             if record is not None and record.task_id is not None:
                 return SubmitResult(code=1, description="idempotency key already used", result=record.task_id)
-            tasks, _ = await self._lookup_tag(tag, str(held.body.get("state", tag)))
+            tasks, _ = await self._lookups.find(tag, str(held.body.get("state", tag)))
             if tasks:
                 return await self._accepted(tag, self._adopt(tag, tasks))
         raise SubmitUncertainError(
@@ -177,12 +176,39 @@ class Submitter:
             state_tag=tag, path=held.endpoint, cause=StoreError("the record has no task id"),
         )
 
+    async def resume(self, records: Sequence[JobRecord], hook: str | None) -> list[Job]:
+        """The jobs of claimed records: a stored task id as it is; a record without one settled by
+        `reconcile` (all of them in shared look-up rounds). Records that stay open are left out.
+        When a resend is refused, the others are still settled and the first error is raised."""
+
+        async def settle(record: JobRecord) -> Job | None:
+            if record.task_id is not None:
+                return Job(SubmitResult(code=1, description="resumed", result=record.task_id), record)
+            with optional(record.endpoint):
+                return await self.reconcile(record, hook)
+
+        outcomes = await asyncio.gather(*(settle(record) for record in records), return_exceptions=True)
+        jobs: list[Job] = []
+        errors: list[BaseException] = []
+        for record, outcome in zip(records, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                logger.warning(
+                    "resume: the job of tag %s (meta %r) was not settled: %s",
+                    record.tag, dict(record.meta), outcome, extra={"state_tag": record.tag},
+                )
+                errors.append(outcome)
+            elif outcome is not None:
+                jobs.append(outcome)
+        if errors:
+            raise errors[0]  # the jobs settled are not followed yet: the next resume() returns them
+        return jobs
+
     async def reconcile(self, record: JobRecord, hook: str | None) -> Job | None:
         """Settle a record without a task id (from `resume`): found -> adopted; absent from a
         complete view `resend_after` seconds after its send -> sent again once, same tag;
         otherwise None (it stays open for a later call)."""
         wire_state = str(record.body.get("state", record.tag))
-        tasks, complete = await self._lookup_tag(record.tag, wire_state)
+        tasks, complete = await self._lookups.find(record.tag, wire_state)
         if tasks:
             return Job(await self._accepted(record.tag, self._adopt(record.tag, tasks)), record)
         sent_at = record.sent_at if record.sent_at is not None else record.created
@@ -231,7 +257,7 @@ class Submitter:
         """The job carrying `tag`: one found before, else one look-up now (None: not seen)."""
         if tag in self._found:
             return self._found[tag]
-        tasks, _ = await self._lookup_tag(tag, self._sent.get(tag, tag))
+        tasks, _ = await self._lookups.find(tag, self._sent.get(tag, tag))
         return await self._accepted(tag, self._adopt(tag, tasks)) if tasks else None
 
     async def close(self) -> None:
@@ -239,6 +265,7 @@ class Submitter:
         for watcher in list(self._watchers):
             watcher.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
+        await self._lookups.close()
 
     async def _foreground(self, pending: _Pending) -> SubmitResult:
         path, tag = pending.path, pending.tag
@@ -285,7 +312,7 @@ class Submitter:
     async def _step(self, pending: _Pending) -> SubmitResult | None:
         """One look-up; after a quiet period, the one resend. The job's result, or None."""
         loop = asyncio.get_running_loop()
-        tasks, complete = await self._lookup_tag(pending.tag, pending.wire_state)
+        tasks, complete = await self._lookups.find(pending.tag, pending.wire_state)
         if tasks:
             return await self._accepted(pending.tag, self._adopt(pending.tag, tasks))
         if not complete:
@@ -310,7 +337,7 @@ class Submitter:
 
     def _watch(self, pending: _Pending) -> None:
         """Keep looking for the tag in the background; a job found is logged, counted and kept."""
-        if self._lookup == "none":
+        if not self._lookups.enabled:
             return
         self._sent[pending.tag] = pending.wire_state
         watcher = asyncio.get_running_loop().create_task(self._watch_until_found(pending))
@@ -356,39 +383,3 @@ class Submitter:
         self._found[tag] = result
         if len(self._found) > MAX_FOUND:
             del self._found[next(iter(self._found))]
-
-    async def _lookup_tag(self, tag: str, wire_state: str) -> tuple[list[TaskInfo], bool]:
-        """Tasks carrying the tag, and whether the view searched was complete (it provably
-        holds every task that could carry the tag)."""
-        if self._lookup in (None, "plus-query"):
-            try:
-                # The plus query matches `state` exactly: ask for the whole wire state sent.
-                tasks, complete = await self._transport.request(
-                    "POST", "/mj/task/query", tagged_view(tag), body={"state": wire_state}
-                )
-                self._lookup = "plus-query"
-                return _with_tag(tasks, tag), complete
-            except APIError as exc:
-                if not endpoint_missing(exc) or self._strategy == "plus-query":
-                    return [], False
-                self._lookup = "list-scan"
-        if self._lookup == "list-scan":
-            found: dict[str, TaskInfo] = {}
-            complete_views = views = 0
-            for path in ("/mj/task/list", "/mj/task/queue"):
-                try:
-                    tasks, complete = await self._transport.request("GET", path, tagged_view(tag))
-                    found.update((task.id, task) for task in _with_tag(tasks, tag))
-                    views += 1
-                    complete_views += complete
-                except APIError as exc:
-                    if not endpoint_missing(exc):
-                        return list(found.values()), False
-            if views == 0 and self._strategy == "auto":
-                self._lookup = "none"
-            return list(found.values()), complete_views == 2
-        return [], False
-
-
-def _with_tag(tasks: list[TaskInfo], tag: str) -> list[TaskInfo]:
-    return [info for info in tasks if info.state_tag == tag]

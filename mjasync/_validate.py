@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from ._exceptions import InvalidRequestError
 from ._images import data_url
+from ._lookup import ReconcileStrategy
 from ._models import Button, CustomId, Dimensions, PanDirection
-from ._submit import ReconcileStrategy
 from ._transport import AuthStyle
 
 __all__ = [

@@ -11,7 +11,7 @@ import pytest
 
 import mjasync
 from mjasync.testing import FakeProxy
-from tests.conftest import FAST
+from tests.conftest import FAST, eventually
 
 
 def client(fake: FakeProxy, store: mjasync.Store | None = None, **overrides: Any) -> mjasync.Client:
@@ -101,9 +101,10 @@ async def test_resume_adopts_a_job_whose_answer_never_came(fake: FakeProxy, tmp_
     assert set(fake.jobs) == {task.id}
 
 
-async def _orphan(store: mjasync.Store, *, age: float, owner: str = "bot-1") -> mjasync.JobRecord:
+async def _orphan(
+    store: mjasync.Store, *, age: float, owner: str = "bot-1", tag: str = "mja-" + "ab" * 16
+) -> mjasync.JobRecord:
     """A record as a process leaves it when killed after writing it and before sending."""
-    tag = "mja-" + "ab" * 16
     record = mjasync.JobRecord(
         tag=tag, endpoint="/mj/submit/imagine", body={"prompt": "a fox", "botType": "MID_JOURNEY", "state": tag},
         meta={"chat": 2}, owner=owner, created=time.time() - age,
@@ -141,3 +142,33 @@ async def test_resume_leaves_a_live_replicas_records_and_takes_a_dead_ones(fake:
         await mj.resume()
         assert (await store.get(record.tag)).owner == "bot-1"  # type: ignore[union-attr]
     assert fake.stats.total_requests > 0 and fake.stats.accepted_submits == 0
+
+
+async def test_resume_looks_up_every_open_record_in_one_round(fake: FakeProxy) -> None:
+    store = mjasync.MemoryStore()
+    fake.faults.add("reset_after_record", "submit", times=10)
+    async with client(fake, store, reconcile_delays=()) as mj:
+        lost = await asyncio.gather(*(mj.imagine(f"fox {n}", meta={"n": n}) for n in range(10)), return_exceptions=True)
+    assert all(isinstance(error, mjasync.SubmitUncertainError) for error in lost)
+    for n in range(20):  # and 20 that died before sending
+        await _orphan(store, age=0.0, tag=f"mja-{n:032x}")
+    before = fake.stats.requests.copy()
+    async with client(fake, store, resend_after=None) as mj:
+        resumed = await mj.resume()
+    reads = fake.stats.requests - before
+    assert sorted(task.meta["n"] for task in resumed) == list(range(10))
+    # one read of the list and of the queue for all 30 (the simulator counts no 404: the one
+    # probe of the tag query, which the reference server lacks, is not in `reads`)
+    assert reads == {"GET /mj/task/list": 1, "GET /mj/task/queue": 1}, reads
+    assert fake.stats.accepted_submits == 10
+
+
+async def test_tags_asked_for_during_a_look_up_share_the_next_one(fake: FakeProxy) -> None:
+    fake.faults.add("slow", "task_list", delay=0.3, times=1)
+    async with client(fake, reconcile="list-scan") as mj:
+        first = asyncio.ensure_future(mj.find("mja-" + "0" * 32))
+        await eventually(lambda: fake.stats.requests["GET /mj/task/list"] == 1)
+        later = await asyncio.gather(*(mj.find(f"mja-{n:032x}") for n in range(1, 31)))
+        assert await first is None and later == [None] * 30
+    assert fake.stats.requests["GET /mj/task/list"] == 2
+    assert fake.stats.requests["GET /mj/task/queue"] == 2
