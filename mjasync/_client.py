@@ -435,7 +435,7 @@ class Client:
 
         A record with a task id is followed again; one without (the process died between send
         and answer) is looked up by its state tag: found -> adopted; absent from a complete view
-        `resend_after` seconds after it was sent -> sent again once, same tag; otherwise it
+        `resend_after` seconds since its last send -> sent again, same tag; otherwise it
         stays open for a later call. Never a blind resend; call it at any time."""
         self._jobs.started()
         records = [record for record in await self._jobs.claim() if record.tag not in self._jobs.followed]

@@ -42,7 +42,7 @@ class JobRecord:
     """Epoch seconds the last ambiguous send ended (the quiet period counts from here); None
     while the outcome of the first send is not known."""
     may_resend: bool = True
-    """False once sent again, or after an answer that forbids it (code 9, a partial view)."""
+    """False after an answer that forbids a resend (code 9)."""
     task_id: str | None = None
     final: TaskInfo | None = None
     ended: float | None = None

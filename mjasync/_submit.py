@@ -24,11 +24,11 @@ from ._transport import Transport
 __all__ = ["DEFAULT_RESEND_AFTER", "Job", "Submitter"]
 
 DEFAULT_RESEND_AFTER: Final = 120.0
-"""Seconds an ambiguous submit's tag must be absent from every complete view before it is sent
-again (once, same tag): no server guarantees that a job absent now stays absent."""
+"""Seconds an ambiguous submit's tag must be absent from every complete view since its last send
+before it is sent again (same tag): no server guarantees that a job absent now stays absent."""
 WATCH_FOR: Final = 600.0
-"""Seconds after an uncertain or cancelled submit that the background keeps looking (at least
-until `resend_after` plus this much)."""
+"""Seconds the background keeps looking after an uncertain or cancelled submit's last send, past
+`resend_after`."""
 MAX_LOOK_INTERVAL: Final = 10.0
 """The background look-ups start at the last reconcile delay and double up to this."""
 MAX_FOUND: Final = 10_000
@@ -69,7 +69,7 @@ class _Pending:
     sent_at: float = 0.0
     """Loop time the last send ended (the quiet period counts from here)."""
     may_resend: bool = True
-    """False once resent, once a view was partial, or after a code 9 (never resent)."""
+    """False once a view was partial, after a code 9, or when its caller cancelled the submit."""
 
 
 class Submitter:
@@ -113,9 +113,9 @@ class Submitter:
         """Submit (resending only what provably created nothing); returns an accepted result.
 
         After an ambiguous failure the tag is looked up; a job found is adopted. The same body
-        (same tag) is sent again only once the tag was absent from every complete view for
-        `resend_after` seconds. Otherwise SubmitUncertainError, and the look-ups go on in the
-        background; a cancelled submit is looked for in the background too.
+        (same tag) is sent again only when the tag was absent from every complete view for
+        `resend_after` seconds since the last send. Otherwise SubmitUncertainError, and the
+        look-ups go on in the background; a cancelled submit is looked for there too.
         """
         tag = new_tag()
         pending = _Pending(tag, join_state(state, tag), path, body, timeout)
@@ -204,36 +204,18 @@ class Submitter:
         return jobs
 
     async def reconcile(self, record: JobRecord, hook: str | None) -> Job | None:
-        """Settle a record without a task id (from `resume`): found -> adopted; absent from a
-        complete view `resend_after` seconds after its send -> sent again once, same tag;
-        otherwise None (it stays open for a later call)."""
-        wire_state = str(record.body.get("state", record.tag))
-        tasks, complete = await self._lookups.find(record.tag, wire_state)
-        if tasks:
-            return Job(await self._accepted(record.tag, self._adopt(record.tag, tasks)), record)
-        sent_at = record.sent_at if record.sent_at is not None else record.created
-        quiet = self._resend_after is not None and time.time() - sent_at >= self._resend_after
-        if not (complete and record.may_resend and quiet):
-            return None
+        """Settle a record without a task id (from `resume`) by the rules of a live submit
+        (`_step`); None while it stays open for a later call."""
         body = dict(record.body)
         if hook is not None:
             body["notifyHook"] = hook
-        await self._store.set_sent(record.tag, sent_at=time.time(), may_resend=False)
-        logger.info(
-            "POST %s: tag %s absent from every complete view for %.0f s; sending again (same tag)",
-            record.endpoint, record.tag, time.time() - sent_at,
+        ended = record.sent_at if record.sent_at is not None else record.created
+        pending = _Pending(
+            record.tag, str(record.body.get("state", record.tag)), record.endpoint, body, None,
+            sent_at=asyncio.get_running_loop().time() - (time.time() - ended), may_resend=record.may_resend,
         )
-        pending = _Pending(record.tag, wire_state, record.endpoint, body, None, may_resend=False)
-        try:
-            result = await self._send(pending)
-        except APIError as exc:
-            if exc.job_created is False:
-                await self._store.delete(record.tag)
-            if _is_ambiguous(exc):
-                await self._store.set_sent(record.tag, sent_at=time.time(), may_resend=False)
-                return None
-            raise
-        return Job(await self._accepted(record.tag, result), record)
+        result = await self._step(pending)
+        return None if result is None else Job(result, record)
 
     async def _accepted(self, tag: str, result: SubmitResult) -> SubmitResult:
         """Keep the task id with the record. The job exists whatever happens here, so a store
@@ -310,7 +292,9 @@ class Submitter:
         )
 
     async def _step(self, pending: _Pending) -> SubmitResult | None:
-        """One look-up; after a quiet period, the one resend. The job's result, or None."""
+        """One look-up; a job found is the result. Absent from every complete view for a quiet
+        period since its last send, it is sent again (same tag, so a late duplicate stays
+        detectable), as often as the sends stay ambiguous. None while the outcome is unknown."""
         loop = asyncio.get_running_loop()
         tasks, complete = await self._lookups.find(pending.tag, pending.wire_state)
         if tasks:
@@ -320,18 +304,20 @@ class Submitter:
         quiet = self._resend_after is not None and loop.time() - pending.sent_at >= self._resend_after
         if not (pending.may_resend and quiet):
             return None
-        pending.may_resend = False
         logger.info(
             "POST %s: tag %s absent from every complete view for %.1f s; sending again (same tag)",
             pending.path, pending.tag, loop.time() - pending.sent_at,
         )
-        await self._mark_sent(pending.tag, may_resend=False)
+        await self._mark_sent(pending.tag, may_resend=True)  # killed mid-send: the quiet period restarts
         try:
             result = await self._send(pending)
         except APIError as exc:
             if not _is_ambiguous(exc):
+                if exc.job_created is False:
+                    await self._after_send(self._store.delete(pending.tag), pending.tag)
                 raise
             pending.sent_at = loop.time()
+            await self._mark_sent(pending.tag, may_resend=True)
             return None
         return await self._accepted(pending.tag, result)
 
@@ -347,10 +333,9 @@ class Submitter:
     async def _watch_until_found(self, pending: _Pending) -> None:
         loop = asyncio.get_running_loop()
         tag = pending.tag
-        deadline = pending.sent_at + max(WATCH_FOR, (self._resend_after or 0.0) + WATCH_FOR)
         interval = max(self._delays[-1] if self._delays else 1.0, 0.01)
         try:
-            while loop.time() < deadline:
+            while loop.time() < pending.sent_at + (self._resend_after or 0.0) + WATCH_FOR:
                 await asyncio.sleep(interval)
                 interval = min(interval * 2, MAX_LOOK_INTERVAL)
                 found = await self._step(pending)
@@ -362,7 +347,7 @@ class Submitter:
                         pending.path, found.result, tag, extra={"state_tag": tag, "task_id": found.result},
                     )
                     return
-            logger.warning("POST %s: tag %s not found within %.0f s; giving up", pending.path, tag, WATCH_FOR)
+            logger.warning("POST %s: tag %s not found; stopped looking (resume() goes on)", pending.path, tag)
         except MjError as exc:
             logger.warning("POST %s: stopped looking for tag %s (%s)", pending.path, tag, type(exc).__name__)
         finally:

@@ -89,6 +89,18 @@ async def test_resend_after_a_quiet_period_sends_once_with_the_same_tag() -> Non
     assert_none_paid_twice(fake)
 
 
+async def test_a_resend_that_fails_too_is_sent_again_after_another_quiet_period() -> None:
+    async with FakeProxy("reference", job_seconds=0.05) as fake, Gateway(fake) as gateway:
+        fake.faults.add("http_503", "submit", times=2)  # the first send and the first resend: unrecorded
+        async with client(gateway, resend_after=0.2) as mj:
+            with pytest.raises(mjasync.SubmitUncertainError) as caught:
+                await mj.imagine("cat")
+            task = await found(mj, caught.value.state_tag)
+    assert fake.stats.requests["POST /mj/submit/imagine"] == 3
+    assert list(fake.jobs) == [task.id]
+    assert_none_paid_twice(fake)
+
+
 async def test_resend_after_none_never_resends() -> None:
     async with FakeProxy("reference", job_seconds=0.05) as fake, \
             Gateway(fake, submit="late", delay=3600.0) as gateway:

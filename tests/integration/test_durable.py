@@ -130,6 +130,18 @@ async def test_resume_sends_again_only_after_the_quiet_period(fake: FakeProxy) -
     assert fake.stats.submits_by_state == {record.tag: 1}
 
 
+async def test_resume_sends_again_after_each_ambiguous_resend(fake: FakeProxy) -> None:
+    store = mjasync.MemoryStore()
+    record = await _orphan(store, age=0.0)
+    fake.faults.add("http_503", "submit", times=1)  # the first resend: no job, no answer
+    async with client(fake, store, resend_after=0.0) as mj:
+        assert await mj.resume() == []  # still open
+        (task,) = await mj.resume()
+        assert task.meta == record.meta
+    assert fake.stats.requests["POST /mj/submit/imagine"] == 2
+    assert fake.stats.submits_by_state == {record.tag: 1}
+
+
 async def test_resume_leaves_a_live_replicas_records_and_takes_a_dead_ones(fake: FakeProxy) -> None:
     store = mjasync.MemoryStore()
     await store.renew("bot-2")

@@ -329,7 +329,7 @@ async def test_close_finishes_queued_work_closes_the_file_then_refuses_more(tmp_
         blocker.rollback()
     await closing
     assert all(add.done() and add.exception() is None for add in first + second)
-    assert not os.path.exists(f"{path}-wal")  # the last connection closed: none was left open
+    assert not await asyncio.to_thread(os.path.exists, f"{path}-wal")  # the last connection closed it
     with pytest.raises(mjasync.StoreError, match="closed"):
         await store.get("mja-a1")
     with pytest.raises(mjasync.StoreError, match="closed"):

@@ -253,8 +253,10 @@ async def test_callers_state_is_merged_reversibly(http: MockedHTTP, client: mjas
     assert split_state(body["state"])[0] == "order-17"
 
 
-async def test_complete_view_resends_are_bounded_and_keep_the_tag(http: MockedHTTP, client: mjasync.Client) -> None:
-    client = client.with_options(resend_after=0.0)
+async def test_complete_view_resends_are_one_per_quiet_period_and_keep_the_tag(
+    http: MockedHTTP, client: mjasync.Client
+) -> None:
+    client = client.with_options(resend_after=0.0, reconcile_delays=(0.01, 0.01, 0.01))
     http.post(IMAGINE, exception=aiohttp.ServerDisconnectedError(), repeat=True)
     http.post(BASE_URL + "/mj/task/query", status=404, body="", repeat=True)
     http.get(BASE_URL + "/mj/task/list", payload=[], repeat=True)
@@ -262,7 +264,7 @@ async def test_complete_view_resends_are_bounded_and_keep_the_tag(http: MockedHT
     with pytest.raises(mjasync.SubmitUncertainError) as caught:
         await client.imagine("cat")
     bodies = sent_bodies(http)
-    assert len(bodies) == 2, "the first send and MAX_RESENDS (1) more"
+    assert len(bodies) == 4, "the first send, then one after each look-up (a quiet period of 0 s)"
     assert {split_state(b["state"])[1] for b in bodies} == {caught.value.state_tag}
     assert client.stats.reconciles == 1, "one reconcile per submit, the resend included"
 
