@@ -8,10 +8,13 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO, cast
+
+import attrs
 
 from ._batch import DEFAULT_MAX_IN_FLIGHT
 from ._client import Client
@@ -246,6 +249,27 @@ async def _describe(
     return 0
 
 
+def _crash(jobs: int, kills: int, seed: int, as_json: bool) -> int:
+    """`demo --crash`: the bot killed and restarted; the exit code says whether a job was lost or
+    paid twice."""
+    from ._crash_demo import crash_demo
+
+    with tempfile.TemporaryDirectory(prefix="mjasync-crash-") as workdir:
+        report = asyncio.run(crash_demo(jobs, kills, seed, Path(workdir)))
+    if as_json:
+        print(json.dumps(attrs.asdict(report), indent=2))
+    else:
+        print(
+            f"{report.jobs} jobs by a bot with a SQLiteStore, killed (SIGKILL) "
+            f"{len(report.killed_after)} times "
+            f"(after {', '.join(map(str, report.killed_after))} results) and restarted, with 10% of submits "
+            f"reset after recording and 10% answered 503: the server recorded {report.recorded} jobs; "
+            f"{report.paid_twice} paid twice, {report.lost} lost, {report.redelivered} results handed over "
+            f"again after a kill, in {report.seconds:.1f} s"
+        )
+    return 1 if report.paid_twice or report.lost else 0
+
+
 async def _simulate(port: int, dialect: str, job_seconds: float) -> None:
     from .testing import serve
 
@@ -256,10 +280,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mjasync", description="Async SDK for Midjourney proxy APIs.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run a batch of jobs on the embedded simulator (no network)")
-    demo.add_argument("--jobs", type=int, default=8, help="how many imagine jobs (default 8)")
+    demo.add_argument("--jobs", type=int, help="how many imagine jobs (default 8; 150 with --crash)")
     demo.add_argument("--out", type=Path, default=Path("mjasync-demo"), help="where the PNGs go")
     demo.add_argument("--json", action="store_true", help="print a JSON summary instead of progress")
     demo.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    demo.add_argument(
+        "--crash", action="store_true",
+        help="instead, run a bot with a SQLiteStore, kill it (SIGKILL) mid-batch and restart it (POSIX)",
+    )
+    demo.add_argument("--kills", type=int, default=3, help="with --crash: how many kills (default 3)")
+    demo.add_argument("--seed", type=int, default=1, help="with --crash: the kill moments' seed (default 1)")
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument(
         "--auth", choices=AUTH_STYLES, default=os.environ.get("MJASYNC_AUTH", "bearer"),
@@ -287,11 +317,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            if args.jobs < 1:
+            if args.crash:
+                jobs = 150 if args.jobs is None else args.jobs
+                if jobs < 20 or not 1 <= args.kills <= jobs // 2:
+                    print("mjasync demo --crash: needs --jobs >= 20, 1 <= --kills <= jobs/2", file=sys.stderr)
+                    return 2
+                return _crash(jobs, args.kills, args.seed, args.json)
+            jobs = 8 if args.jobs is None else args.jobs
+            if jobs < 1:
                 print("mjasync demo: --jobs must be at least 1", file=sys.stderr)
                 return 2
             args.out.mkdir(parents=True, exist_ok=True)
-            return asyncio.run(_demo(args.jobs, args.out, args.json, args.plain))
+            return asyncio.run(_demo(jobs, args.out, args.json, args.plain))
         if args.command == "imagine":
             return asyncio.run(
                 _imagine(
