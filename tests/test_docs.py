@@ -4,7 +4,9 @@ Blocks read MJASYNC_BASE_URL / MJASYNC_API_KEY, which point at a FakeProxy (rela
 the default Bearer auth applies; the callbacks guide runs on the extended dialect, which sends callbacks). Each block runs as its own program (`asyncio.run` included) in
 a worker thread; poll intervals are shortened so the suite stays fast. The callback guide's
 FastAPI and discord.py examples run on the stand-ins in tests/doc_stubs, and are then driven:
-the FastAPI route gets a good and a bad delivery, the bot must have posted a PNG.
+the FastAPI route gets a good and a bad delivery, the bot must have posted a PNG. A block whose
+first line is `# file: NAME` is a program that runs forever (the durable-jobs guide's Telegram
+bot): its own test runs it as a process (tests/integration/test_durable_guide.py).
 """
 
 from __future__ import annotations
@@ -27,10 +29,16 @@ Dialect = Literal["reference", "extended", "relay"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
+PROGRAM = "# file:"
+"""The first line of a block that is a whole program run forever (a bot): its own test runs it."""
+
+
 def blocks() -> Iterator[tuple[str, str]]:
     for path in FILES:
         for number, match in enumerate(BLOCK.finditer(path.read_text(encoding="utf-8")), 1):
-            yield f"{path.relative_to(ROOT)}#{number}", textwrap.dedent(match.group(1))
+            code = textwrap.dedent(match.group(1))
+            if not code.startswith(PROGRAM):
+                yield f"{path.relative_to(ROOT)}#{number}", code
 
 
 BLOCKS = list(blocks())
