@@ -1,19 +1,21 @@
 """Follow-up actions: which button a helper means, what to send for it, and the fresh-parent retry.
 
-Everything here but `retry_fresh_parent` is pure: helpers resolve a `customId` from the parent's
-own buttons (never a guessed hash) and refuse before any request when the button is absent.
+Everything here but `send_press` and `retry_fresh_parent` is pure: helpers resolve a `customId` from
+the parent's own buttons (never a guessed hash) and refuse before any request when the button is absent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
 from . import _validate as check
-from ._exceptions import InvalidRequestError, ProxyResultError
+from ._endpoints import ACTION, CHANGE
+from ._exceptions import InvalidRequestError, ProxyResultError, UnsupportedEndpointError
 from ._models import (
+    Button,
     CustomId,
     ModalKind,
     PanDirection,
@@ -30,8 +32,10 @@ __all__ = [
     "Want",
     "change_for",
     "modal_kind",
+    "press_for",
     "resolve",
     "retry_fresh_parent",
+    "send_press",
     "want_pan",
     "want_reroll",
     "want_upscale",
@@ -162,6 +166,13 @@ def resolve(want: Want, parent: TaskInfo) -> Press:
     raise InvalidRequestError(f"task {parent.id} has no {want.label} button (it offers: {offered})")
 
 
+def press_for(custom_id: str | Button | CustomId) -> Press:
+    """What `Client.action` sends for a button given by its customId (string, Button or CustomId)."""
+    raw = check.custom_id(custom_id)
+    parsed = parse_custom_id(raw)
+    return Press(raw, change_for(parsed), parsed)
+
+
 def change_for(custom_id: CustomId) -> tuple[ChangeAction, int] | None:
     """The `/submit/change` (action, index) that does what a U/V/reroll button does, else None."""
     action = _CHANGE.get(custom_id.kind or "")
@@ -203,3 +214,25 @@ async def retry_fresh_parent(send: Callable[[], Awaitable[T]], *, backoff: float
     wait = uniform_wait(backoff, backoff * 4)
     controller = retrying(_parent_not_ready, wait=wait, attempts=FRESH_PARENT_RETRIES + 1, stats=stats)
     return await controller(send)
+
+
+async def send_press(
+    submit: Callable[[str, dict[str, Any]], Awaitable[T]], parent_id: str, press: Press, missing: set[str],
+    *, backoff: float, stats: ClientStats,
+) -> T:
+    """Send one follow-up through `submit(path, body)`: `/submit/action`, or `/submit/change` where
+    the server lacks it (`missing`, the caller's set of such endpoints, remembers that)."""
+
+    async def send() -> T:
+        if press.custom_id is not None and (press.change is None or ACTION not in missing):
+            try:
+                return await submit(ACTION, {"taskId": parent_id, "customId": press.custom_id})
+            except UnsupportedEndpointError:
+                if press.change is None:
+                    raise
+                missing.add(ACTION)
+        assert press.change is not None, "a Press carries a customId, a change, or both"
+        action, index = press.change
+        return await submit(CHANGE, {"taskId": parent_id, "action": action, "index": index})
+
+    return await retry_fresh_parent(send, backoff=backoff, stats=stats)

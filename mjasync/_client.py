@@ -10,14 +10,14 @@ from urllib.parse import quote
 
 import aiohttp
 
+from . import _bodies as bodies
 from . import _validate as check
-from ._actions import Press, change_for, retry_fresh_parent
+from ._actions import Press, press_for, retry_fresh_parent, send_press
 from ._batch import DEFAULT_MAX_IN_FLIGHT, BatchResult, run_batch
 from ._callbacks import Callbacks
 from ._decode import acknowledged, seed, task_list, urls
-from ._endpoints import ACTION, CHANGE, MODAL, QUERY, optional
-from ._exceptions import InvalidRequestError, UnsupportedEndpointError
-from ._images import data_url, save_image
+from ._endpoints import MODAL, QUERY, optional
+from ._images import save_image
 from ._jobs import DEFAULT_RETENTION, Jobs
 from ._logging import logger, redact_url, setup_from_env
 from ._lookup import ReconcileStrategy
@@ -169,16 +169,9 @@ class Client:
     # --- submits ----------------------------------------------------------------------------
 
     async def imagine(
-        self,
-        prompt: str,
-        *,
-        bot_type: BotType = "MID_JOURNEY",
-        images: Sequence[str | bytes] | None = None,
-        notify_hook: str | None = None,
-        state: str | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        meta: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
+        self, prompt: str, *, bot_type: BotType = "MID_JOURNEY", images: Sequence[str | bytes] | None = None,
+        notify_hook: str | None = None, state: str | None = None, extra_body: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> Task:
         """Submit an /imagine job; returns its Task once the server accepted it.
@@ -188,21 +181,14 @@ class Client:
         `meta` (small JSON) is stored with the job (`task.meta`); an `idempotency_key` the store
         already holds returns that job's Task and sends nothing.
         """
-        body: dict[str, Any] = {"prompt": check.prompt(prompt), "botType": check.bot_type(bot_type)}
-        if images:
-            body["base64Array"] = check.images(images, "images")
         return await self._submit(
-            "/mj/submit/imagine", body, notify_hook=notify_hook, state=state, extra_body=extra_body,
-            meta=meta, idempotency_key=idempotency_key, timeout=timeout,
+            "/mj/submit/imagine", bodies.imagine(prompt, bot_type, images), notify_hook=notify_hook,
+            state=state, extra_body=extra_body, meta=meta, idempotency_key=idempotency_key, timeout=timeout,
         )
 
     def imagine_many(
-        self,
-        prompts: Iterable[str],
-        *,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-        **common: Unpack[ImagineOptions],
+        self, prompts: Iterable[str], *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT, **common: Unpack[ImagineOptions],
     ) -> AsyncGenerator[BatchResult, None]:
         """Run many imagine jobs with at most `max_in_flight` submitted but unfinished, yielding a
         BatchResult for each as it ends (not in input order).
@@ -214,25 +200,16 @@ class Client:
         On close, every job accepted but not yielded is logged (WARNING, with its `task_id`);
         a submit cut off mid-request is looked for in the background like any cancelled submit.
         """
-        items = check.batch(prompts, max_in_flight, timeout, common.get("bot_type", "MID_JOURNEY"))
-        if common.get("idempotency_key") is not None:
-            raise InvalidRequestError("imagine_many takes no idempotency_key: one key would name every job")
-        images = common.get("images")
-        if images:
-            common["images"] = check.images(images, "images")
+        items, images = bodies.imagine_many(prompts, max_in_flight, timeout, common)
+        if images is not None:
+            common["images"] = images
         return run_batch(
-            items,
-            lambda prompt: self.imagine(prompt, **common),
-            max_in_flight=max_in_flight,
-            timeout=timeout,
-            backoff=self._options.retry_backoff,
-            stats=self.stats,
+            items, lambda prompt: self.imagine(prompt, **common), max_in_flight=max_in_flight,
+            timeout=timeout, backoff=self._options.retry_backoff, stats=self.stats,
         )
 
     async def action(
-        self,
-        parent: Task | TaskInfo | str | int,
-        custom_id: str | Button | CustomId,
+        self, parent: Task | TaskInfo | str | int, custom_id: str | Button | CustomId,
         **options: Unpack[SubmitOptions],
     ) -> Task:
         """Press any button of a finished task by its customId (taken from `info.buttons`).
@@ -240,28 +217,15 @@ class Client:
         On a server without `/submit/action` (the reference server) U1-U4, V1-V4 and reroll go
         through `/submit/change`; other buttons raise UnsupportedEndpointError.
         """
-        raw = check.custom_id(custom_id)
-        parsed = parse_custom_id(raw)
-        return await self._press(id_of(parent), Press(raw, change_for(parsed), parsed), options)
+        press = press_for(custom_id)
+        return await self._press(id_of(parent), press, options)
 
     async def _press(self, parent_id: str, press: Press, options: SubmitOptions) -> Task:
         """Send one follow-up: `/submit/action`, or `/submit/change` where the server lacks it."""
-
-        async def send() -> Task:
-            if press.custom_id is not None and (press.change is None or ACTION not in self._missing):
-                try:
-                    body = {"taskId": parent_id, "customId": press.custom_id}
-                    return await self._submit(ACTION, body, pressed=press.pressed, **options)
-                except UnsupportedEndpointError:
-                    if press.change is None:
-                        raise
-                    self._missing.add(ACTION)
-            assert press.change is not None, "a Press carries a customId, a change, or both"
-            action, index = press.change
-            change: dict[str, Any] = {"taskId": parent_id, "action": action, "index": index}
-            return await self._submit(CHANGE, change, pressed=press.pressed, **options)
-
-        return await retry_fresh_parent(send, backoff=self._options.retry_backoff, stats=self.stats)
+        return await send_press(
+            lambda path, body: self._submit(path, body, pressed=press.pressed, **options), parent_id, press,
+            self._missing, backoff=self._options.retry_backoff, stats=self.stats,
+        )
 
     async def modal(
         self, task: Task | TaskInfo | str | int, *, prompt: str | None = None,
@@ -269,93 +233,57 @@ class Client:
     ) -> Task:
         """Complete a task waiting in MODAL (see ActionRequiredError.modal_kind); the job goes on
         under the same id. `mask_base64`: Vary Region's mask, white where to redraw, black elsewhere."""
-        task_id = id_of(task)
-        body: dict[str, Any] = {"taskId": task_id}
-        if prompt is not None:
-            body["prompt"] = check.text(prompt, "prompt")
-        if mask_base64 is not None:
-            body["maskBase64"] = data_url(mask_base64, "mask_base64")
-
+        body = bodies.modal(id_of(task), prompt, mask_base64)
         pressed = task._pressed if isinstance(task, Task) else None
 
-        async def send() -> Task:
+        async def send() -> Task:  # not a lambda: tenacity awaits only what a coroutine function returns
             return await self._submit(MODAL, body, pressed=pressed, modal_sent=True, **options)
 
         return await retry_fresh_parent(send, backoff=self._options.retry_backoff, stats=self.stats)
 
     async def blend(
-        self,
-        images: Sequence[str | bytes],
-        *,
-        dimensions: Dimensions = "SQUARE",
-        bot_type: BotType = "MID_JOURNEY",
-        **options: Unpack[SubmitOptions],
+        self, images: Sequence[str | bytes], *, dimensions: Dimensions = "SQUARE",
+        bot_type: BotType = "MID_JOURNEY", **options: Unpack[SubmitOptions],
     ) -> Task:
         """Blend 2-5 images into one picture, shaped PORTRAIT (2:3), SQUARE (1:1) or LANDSCAPE (3:2)."""
-        encoded = check.blend_images(images)
-        check.choice(dimensions, check.DIMENSIONS, "dimensions")
-        body = {"botType": check.bot_type(bot_type), "base64Array": encoded, "dimensions": dimensions}
-        return await self._submit("/mj/submit/blend", body, **options)
+        return await self._submit("/mj/submit/blend", bodies.blend(images, dimensions, bot_type), **options)
 
     async def describe(
         self, image: str | bytes, *, bot_type: BotType = "MID_JOURNEY", **options: Unpack[SubmitOptions]
     ) -> Task:
         """Ask for four prompts that describe an image; they arrive in the result's `final_prompt`."""
-        body = {"botType": check.bot_type(bot_type), "base64": data_url(image, "image")}
-        return await self._submit("/mj/submit/describe", body, **options)
+        return await self._submit("/mj/submit/describe", bodies.describe(image, bot_type), **options)
 
     async def shorten(
         self, prompt: str, *, bot_type: BotType = "MID_JOURNEY", **options: Unpack[SubmitOptions]
     ) -> Task:
         """Analyse a prompt into shorter ones; the analysis arrives in the result's `final_prompt`."""
-        body = {"botType": check.bot_type(bot_type), "prompt": check.prompt(prompt)}
-        return await self._submit("/mj/submit/shorten", body, **options)
+        return await self._submit("/mj/submit/shorten", bodies.shorten(prompt, bot_type), **options)
 
     async def swap_face(
         self, source: str | bytes, target: str | bytes, **options: Unpack[SubmitOptions]
     ) -> Task:
         """Put the face of `source` onto `target` (InsightFace); each an image or an http(s) URL."""
-        body = {**check.image_or_url(source, "source"), **check.image_or_url(target, "target")}
-        return await self._submit("/mj/insight-face/swap", body, **options)
+        return await self._submit("/mj/insight-face/swap", bodies.swap_face(source, target), **options)
 
     async def edit(self, prompt: str, image: str | bytes, **options: Unpack[SubmitOptions]) -> Task:
         """Edit an image as the prompt says (extended server, web accounts); `image` is an image or a URL."""
-        return await self._image_job("/mj/submit/edits", prompt, image, options)
+        return await self._submit("/mj/submit/edits", bodies.image_job(prompt, image), **options)
 
     async def retexture(self, prompt: str, image: str | bytes, **options: Unpack[SubmitOptions]) -> Task:
         """Keep an image's shapes and redo its surfaces as the prompt says (extended server, web accounts)."""
-        return await self._image_job("/mj/submit/retexture", prompt, image, options)
-
-    async def _image_job(self, path: str, prompt: str, image: str | bytes, options: SubmitOptions) -> Task:
-        body = {"prompt": check.prompt(prompt), "image": check.url_or_data_url(image, "image")}
-        return await self._submit(path, body, **options)
+        return await self._submit("/mj/submit/retexture", bodies.image_job(prompt, image), **options)
 
     async def video(
-        self,
-        prompt: str,
-        image: str | bytes,
-        *,
-        end_image: str | bytes | None = None,
-        motion: VideoMotion = "low",
-        loop: bool = False,
-        batch_size: int | None = None,
-        video_type: str | None = None,
-        **options: Unpack[SubmitOptions],
+        self, prompt: str, image: str | bytes, *, end_image: str | bytes | None = None,
+        motion: VideoMotion = "low", loop: bool = False, batch_size: int | None = None,
+        video_type: str | None = None, **options: Unpack[SubmitOptions],
     ) -> Task:
         """Animate an image into a short video (extended server); the result's `video_url` has it.
 
         `batch_size` 1, 2 or 4 videos; `video_type` such as `vid_1.1_i2v_720` picks the quality.
         """
-        body: dict[str, Any] = {"prompt": check.prompt(prompt), "motion": check.motion(motion)}
-        body["image"] = check.url_or_data_url(image, "image")
-        if end_image is not None:
-            body["endImage"] = check.url_or_data_url(end_image, "end_image")
-        if check.flag(loop, "loop"):
-            body["loop"] = True
-        if batch_size is not None:
-            body["batchSize"] = check.video_batch_size(batch_size)
-        if video_type is not None:
-            body["videoType"] = check.prompt(video_type, "video_type")
+        body = bodies.video(prompt, image, end_image, motion, loop, batch_size, video_type)
         return await self._submit("/mj/submit/video", body, **options)
 
     async def extend_video(
@@ -363,11 +291,7 @@ class Client:
         **options: Unpack[SubmitOptions],
     ) -> Task:
         """Make one video (`index` 0-3) of a finished video job longer (extended server)."""
-        check.video_index(index)
-        task_id = id_of(task)
-        body: dict[str, Any] = {"prompt": check.prompt(prompt), "motion": check.motion(motion)}
-        # Relay docs spell the parent `task_id` (protocol.md section 6, uncertain): send both.
-        body.update(action="extend", taskId=task_id, task_id=task_id, index=index)
+        body = bodies.extend_video(check.video_index(index), id_of(task), prompt, motion)  # index first
         return await self._submit("/mj/submit/video", body, **options)
 
     async def upload_images(
@@ -402,10 +326,7 @@ class Client:
     ) -> Task:
         """Send a job's submit, its record written first; `pressed` and `modal_sent` tell the new
         handle how to read a MODAL."""
-        check.timeout(timeout)
-        check.state(state)
-        meta = check.meta(meta)
-        check.name(idempotency_key, "idempotency_key")
+        meta = bodies.submit_options(timeout, state, meta, idempotency_key)
         hook = notify_hook if notify_hook is not None else self.callbacks.hook_url
         body = check.submit_body(body, hook, extra_body)
         self._jobs.started()
@@ -506,25 +427,14 @@ class Client:
         return await self._list("/mj/task/queue", timeout)
 
     async def query_tasks(
-        self,
-        *,
-        state: str | None = None,
-        ids: Iterable[str | int] | None = None,
-        status: str | None = None,
-        action: str | None = None,
-        prompt: str | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, *, state: str | None = None, ids: Iterable[str | int] | None = None, status: str | None = None,
+        action: str | None = None, prompt: str | None = None, extra_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> list[TaskInfo]:
         """Search tasks with the plus server's `POST /mj/task/query` (the only server that finds
         a task by `state`); paging fields go in `extra_body`. Unknown elsewhere."""
         check.timeout(timeout)
-        body: dict[str, Any] = {"state": state, "status": status, "action": action, "prompt": prompt}
-        if ids is not None:
-            body["ids"] = [check.task_id(i) for i in check.sequence(ids, "ids")]
-        body = {key: value for key, value in body.items() if value is not None}
-        if extra_body:
-            body.update(check.json_ready(extra_body))
+        body = bodies.query_tasks(state, ids, status, action, prompt, extra_body)
         with optional(QUERY):
             return await self._transport.request("POST", QUERY, task_list, body=body, timeout=timeout)
 
