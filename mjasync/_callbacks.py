@@ -7,6 +7,7 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
@@ -50,6 +51,7 @@ class Callbacks:
         self._runner: web.AppRunner | None = None  # aiohttp.web is imported only when used
         self._listener: asyncio.Server | None = None
         self._closed = False
+        self._forward: Callable[[bytes], None] | None = None
 
     def __repr__(self) -> str:
         where = redact_url(self._public_url) if self._public_url else "not configured"
@@ -78,6 +80,21 @@ class Callbacks:
     def pollers(self) -> tuple[Poller, ...]:
         """The pollers attached now."""
         return tuple(self._pollers)
+
+    def forward(self, publish: Callable[[bytes], None]) -> None:
+        """Hand every accepted callback that nothing here waits for to `publish` (the replicas'
+        bus): another replica sharing the store may follow that task."""
+        self._forward = publish
+
+    def relay(self, body: bytes) -> None:
+        """Take a callback that another replica accepted (its token checked there); it is a hint
+        like any other, and never forwarded again."""
+        try:
+            info = _parse(body)
+        except InvalidCallbackError:
+            logger.warning("a relayed callback is not a task; ignored")
+            return
+        self._hint(info)
 
     def configure(self, public_url: str, *, token: str | None = None) -> None:
         """Say where the server can reach this process's receiver; submits then carry the hook.
@@ -187,15 +204,27 @@ class Callbacks:
         return hmac.compare_digest(token.encode(), self._token.encode())
 
     def _accept(self, body: bytes) -> None:
-        try:
-            info = structure(json.loads(body), TaskInfo)
-        except (ValueError, TypeError, RecursionError, cattrs.BaseValidationError) as exc:
-            raise InvalidCallbackError("callback refused: the body is not a task") from exc
+        info = _parse(body)
+        if self._hint(info):
+            return
+        if self._forward is not None:
+            self._forward(body)
+        else:
+            logger.debug("callback for task %s that nothing here waits for; ignored", info.id)
+
+    def _hint(self, info: TaskInfo) -> bool:
+        """Hand a callback's snapshot to every poller; True when one of them waits for it."""
         known = False
         for poller in self._pollers:
             known = poller.hint(info) or known
-        if not known:
-            logger.debug("callback for task %s that nothing here waits for; ignored", info.id)
+        return known
+
+
+def _parse(body: bytes) -> TaskInfo:
+    try:
+        return structure(json.loads(body), TaskInfo)
+    except (ValueError, TypeError, RecursionError, cattrs.BaseValidationError) as exc:
+        raise InvalidCallbackError("callback refused: the body is not a task") from exc
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes | None:

@@ -85,8 +85,13 @@ class Client:
         )
         sessions = SessionHolder(session, verify_tls=verify_tls)
         check.timeout(retention, "retention")
-        jobs = Jobs(store if store is not None else MemoryStore(), check.name(replica, "replica"), retention)
-        self._start(options, sessions, Callbacks(), jobs, [], owns_sessions=True)
+        callbacks = Callbacks()
+        jobs = Jobs(
+            store if store is not None else MemoryStore(), check.name(replica, "replica"), retention,
+            relay=callbacks.relay,
+        )
+        callbacks.forward(jobs.publish)
+        self._start(options, sessions, callbacks, jobs, [], owns_sessions=True)
 
     def _start(
         self, options: ClientOptions, sessions: SessionHolder, callbacks: Callbacks, jobs: Jobs,
@@ -101,14 +106,14 @@ class Client:
         """The store, this replica's name and lease; shared with copies."""
         self._submitter = Submitter(
             self._transport, strategy=options.reconcile, delays=options.reconcile_delays,
-            resend_after=options.resend_after, store=jobs.store, owner=jobs.owner,
+            resend_after=options.resend_after, jobs=jobs,
         )
         self._submitters = submitters
         """This client's and its copies' submitters: the owner's close stops their look-ups."""
         submitters.append(self._submitter)
         self._poller = Poller(
             self._reader, interval=options.poll_interval, missing_after=options.missing_after,
-            stats=self._transport.stats, on_end=jobs.ended,
+            stats=self._transport.stats, on_end=jobs.ended, on_start=jobs.started,
         )
         self.callbacks = callbacks
         """notifyHook intake (configure, serve, aiohttp_handler, deliver); shared with copies."""
@@ -340,13 +345,14 @@ class Client:
 
     def _handle(self, job: Job, *, modal_sent: bool = False) -> Task:
         """The Task of a job this client follows from now on."""
-        self._jobs.followed.add(job.record.tag)
         record = job.record
         pressed = None if record.pressed is None else parse_custom_id(record.pressed)
-        return Task(
+        task = Task(
             self, job.task_id, last=record.final, submit_result=job.result, pressed=pressed,
             modal_sent=modal_sent, meta=record.meta,
         )
+        self._jobs.followed[record.tag] = task
+        return task
 
     # --- durable jobs -------------------------------------------------------------------------
 
@@ -363,8 +369,9 @@ class Client:
         return [self._handle(job) for job in await self._submitter.resume(records, self.callbacks.hook_url)]
 
     async def forget(self, task: Task | TaskInfo | str | int) -> None:
-        """The job is handled: its record goes from the store and `resume()` never returns it.
-        Its idempotency key is free again."""
+        """The job is handled: `resume()` never returns it again. Its record, and so its
+        idempotency key, stays until `retention` has passed. Also takes a state tag (a record
+        no look-up can settle, on a relay say)."""
         await self._jobs.forget(id_of(task))
 
     async def find(self, state_tag: str) -> Task | None:

@@ -116,8 +116,11 @@ class Poller:
         missing_after: float,
         stats: ClientStats,
         on_end: Callable[[TaskInfo], None] = lambda info: None,
+        on_start: Callable[[], None] = lambda: None,
     ) -> None:
         self.reader = reader
+        self.on_start = on_start
+        """Told each time polling starts (the client's store starts its lease and bus then)."""
         self.on_end = on_end
         """Told once per waited task, with the snapshot that ended it (the store keeps it)."""
         self.interval = interval
@@ -144,6 +147,7 @@ class Poller:
             entry = self._entries[task_id] = Entry(task_id, last)
         entry.refs += 1
         if self._task is None:
+            self.on_start()
             task = asyncio.get_running_loop().create_task(self._run(), name="mjasync-poller")
             self._task = task
             self._tasks.add(task)

@@ -31,13 +31,13 @@ _BUSY_TIMEOUT: Final = 10.0
 """Seconds a process waits for another one's write to end before it gives up."""
 _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS jobs (tag TEXT PRIMARY KEY, idempotency_key TEXT UNIQUE,"
-    " task_id TEXT, owner TEXT, ended REAL, record TEXT)",
+    " task_id TEXT, owner TEXT, ended REAL, forgotten REAL, record TEXT)",
     "CREATE INDEX IF NOT EXISTS jobs_task_id ON jobs (task_id)",
     "CREATE TABLE IF NOT EXISTS leases (owner TEXT PRIMARY KEY, expires REAL)",
 )
 _GATHER_ROUNDS: Final = 2
 """Event loop iterations a transaction waits for more operations before it starts."""
-_COLUMNS: Final = "idempotency_key = ?, task_id = ?, owner = ?, ended = ?, record = ?"
+_COLUMNS: Final = "idempotency_key = ?, task_id = ?, owner = ?, ended = ?, forgotten = ?, record = ?"
 
 
 class SQLiteStore:
@@ -81,12 +81,12 @@ class SQLiteStore:
         )
         await self._call(partial(_execute, sql, (_json(sent_at), _json(may_resend), tag)))
 
-    async def set_task_id(self, tag: str, task_id: str) -> None:
+    def set_task_id(self, tag: str, task_id: str) -> asyncio.Future[Any]:
         sql = (
             "UPDATE jobs SET task_id = ?, record = json_set(record, '$.task_id', ?, '$.body', json('{}'))"
             " WHERE tag = ?"
         )
-        await self._call(partial(_execute, sql, (task_id, task_id, tag)))
+        return self._ask(partial(_execute, sql, (task_id, task_id, tag)))
 
     async def finish(self, infos: Sequence[TaskInfo], at: float) -> None:
         await self._call(partial(self._finish, list(infos), at))
@@ -94,8 +94,8 @@ class SQLiteStore:
     async def delete(self, tag: str) -> None:
         await self._call(partial(_execute, "DELETE FROM jobs WHERE tag = ?", (tag,)))
 
-    async def forget(self, task_id: str) -> int:
-        return await self._call(partial(_execute, "DELETE FROM jobs WHERE task_id = ?", (task_id,)))
+    async def forget(self, name: str, at: float) -> int:
+        return await self._call(partial(self._forget, name, at))
 
     async def claim(self, owner: str) -> list[JobRecord]:
         return await self._call(partial(self._claim, owner))
@@ -118,10 +118,16 @@ class SQLiteStore:
     # -- the batching: event loop side ---------------------------------------------------------
 
     async def _call(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise StoreError(f"SQLite store {self.path} is closed")
-        result: T = await self._enqueue(op)
+        result: T = await self._ask(op)
         return result
+
+    def _ask(self, op: _Op) -> asyncio.Future[Any]:
+        """`_enqueue`, or a StoreError once the store is closed."""
+        if not self._closed:
+            return self._enqueue(op)
+        refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        refused.set_exception(StoreError(f"SQLite store {self.path} is closed"))
+        return refused
 
     def _enqueue(self, op: _Op) -> asyncio.Future[Any]:
         """Queue `op` for the next transaction; its future gets the result or the StoreError."""
@@ -283,8 +289,8 @@ class SQLiteStore:
             if row is not None:
                 return self._decode(*row)
         conn.execute(
-            "INSERT OR REPLACE INTO jobs (tag, idempotency_key, task_id, owner, ended, record)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO jobs (tag, idempotency_key, task_id, owner, ended, forgotten, record)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (record.tag, *_columns(record)),
         )
         return record
@@ -305,12 +311,24 @@ class SQLiteStore:
                 if record is not None:
                     self._rewrite(conn, record, final=info, ended=at)
 
+    def _forget(self, name: str, at: float, conn: sqlite3.Connection) -> int:
+        rows = conn.execute(
+            "SELECT tag, record FROM jobs WHERE (task_id = ? OR tag = ?) AND forgotten IS NULL", (name, name)
+        ).fetchall()
+        marked = 0
+        for row in rows:
+            record = self._readable(*row)
+            if record is not None:
+                self._rewrite(conn, record, forgotten=at, ended=at if record.ended is None else record.ended)
+                marked += 1
+        return marked
+
     def _claim(self, owner: str, conn: sqlite3.Connection) -> list[JobRecord]:
         now = time.time()
         self._renew(owner, conn, now)
         rows = conn.execute(
-            "SELECT tag, record FROM jobs WHERE owner IS ? OR NOT EXISTS"
-            " (SELECT 1 FROM leases WHERE leases.owner = jobs.owner AND leases.expires > ?) ORDER BY rowid",
+            "SELECT tag, record FROM jobs WHERE forgotten IS NULL AND (owner IS ? OR NOT EXISTS"
+            " (SELECT 1 FROM leases WHERE leases.owner = jobs.owner AND leases.expires > ?)) ORDER BY rowid",
             (owner, now),
         ).fetchall()
         claimed = []
@@ -345,7 +363,10 @@ def _version(conn: sqlite3.Connection) -> int:
 
 def _columns(record: JobRecord) -> tuple[object, ...]:
     """The indexed columns and the JSON of a record, in `_COLUMNS` order."""
-    return record.idempotency_key, record.task_id, record.owner, record.ended, encode_record(record)
+    return (
+        record.idempotency_key, record.task_id, record.owner, record.ended, record.forgotten,
+        encode_record(record),
+    )
 
 
 def _execute(sql: str, params: tuple[object, ...], conn: sqlite3.Connection) -> int:

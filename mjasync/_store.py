@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
 from ._convert import structure, unstructure
 from ._models import TaskInfo
 
-__all__ = ["DEFAULT_LEASE", "SCHEMA", "JobRecord", "Store", "decode_record", "encode_record"]
+__all__ = ["DEFAULT_LEASE", "SCHEMA", "Bus", "JobRecord", "Store", "decode_record", "encode_record"]
 
 DEFAULT_LEASE: Final = 30.0
 """Seconds a replica's claim on its records lasts unless renewed (a running client renews it)."""
-SCHEMA: Final = 1
+SCHEMA: Final = 2
 """The record layout version; a store refuses one written by a newer mjasync."""
 
 
@@ -46,7 +46,11 @@ class JobRecord:
     task_id: str | None = None
     final: TaskInfo | None = None
     ended: float | None = None
-    """Epoch seconds the final snapshot was stored (retention counts from here)."""
+    """Epoch seconds the final snapshot was stored, or the job forgotten (retention counts from
+    here)."""
+    forgotten: float | None = None
+    """Epoch seconds the job was forgotten (handled): `claim` no longer takes it, and its
+    idempotency key holds until the retention purge drops it."""
 
 
 class Store(Protocol):
@@ -65,8 +69,10 @@ class Store(Protocol):
     async def set_sent(self, tag: str, *, sent_at: float, may_resend: bool) -> None:
         """An ambiguous send ended at `sent_at` (epoch seconds)."""
 
-    async def set_task_id(self, tag: str, task_id: str) -> None:
-        """The server accepted: keep the id, drop the body."""
+    def set_task_id(self, tag: str, task_id: str) -> Awaitable[None]:
+        """The server accepted: keep the id, drop the body. The write takes its place among the
+        store's operations when this is called, not when awaited, so a caller need not wait for
+        it (the client does not: the job exists whatever happens to this write)."""
 
     async def finish(self, infos: Sequence[TaskInfo], at: float) -> None:
         """Keep the final snapshot of every record whose task id is among `infos`."""
@@ -74,12 +80,14 @@ class Store(Protocol):
     async def delete(self, tag: str) -> None:
         """Drop one record (its submit provably created nothing)."""
 
-    async def forget(self, task_id: str) -> int:
-        """Drop every record of a task id; how many went."""
+    async def forget(self, name: str, at: float) -> int:
+        """Mark handled, at `at` (epoch seconds), every record whose task id or tag is `name`:
+        `claim` never takes them again, and they hold their idempotency keys until purged. How
+        many were marked (already forgotten ones not counted)."""
 
     async def claim(self, owner: str) -> list[JobRecord]:
-        """Atomically take every record owned by `owner` or by a replica whose lease expired,
-        and renew `owner`'s lease. Two callers never both get one record."""
+        """Atomically take every record not forgotten that `owner` or a replica whose lease
+        expired owns, and renew `owner`'s lease. Two callers never both get one record."""
 
     async def renew(self, owner: str) -> None:
         """Extend `owner`'s lease by `lease` seconds from now."""
@@ -88,6 +96,20 @@ class Store(Protocol):
         """Drop records that ended before `ended_before` (epoch seconds); how many went."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Bus(Protocol):
+    """A store that also carries messages between the clients sharing it (replicas): a callback
+    one of them received for a task another one follows."""
+
+    async def publish(self, message: bytes) -> None:
+        """Hand `message` to every subscriber of now (the publisher's own included); a client
+        not subscribed at that moment never sees it."""
+
+    def subscribe(self) -> AsyncIterator[bytes]:
+        """The messages published from now on, until the iterator is closed. StoreError when
+        the connection behind it fails (subscribe again to go on)."""
 
 
 def encode_record(record: JobRecord) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Final
 
@@ -14,11 +14,12 @@ from ._convert import join_state
 from ._decode import accepted_envelope
 from ._endpoints import optional
 from ._exceptions import APIError, MjError, ProxyResultError, StoreError, SubmitUncertainError
+from ._jobs import Jobs
 from ._logging import logger
 from ._lookup import Lookups, ReconcileStrategy
 from ._models import SubmitResult, TaskInfo
 from ._retry import RequestKind
-from ._store import JobRecord, Store
+from ._store import JobRecord
 from ._transport import Transport
 
 __all__ = ["DEFAULT_RESEND_AFTER", "Job", "Submitter"]
@@ -37,7 +38,7 @@ MAX_FOUND: Final = 10_000
 
 def new_tag() -> str:
     """A unique submit tag: the only way to find a job whose id never arrived."""
-    return f"mja-{uuid.uuid4().hex}"
+    return f"mja-{os.urandom(16).hex()}"
 
 
 def _is_ambiguous(exc: BaseException) -> bool:
@@ -83,12 +84,12 @@ class Submitter:
         strategy: ReconcileStrategy,
         delays: Sequence[float],
         resend_after: float | None = DEFAULT_RESEND_AFTER,
-        store: Store,
-        owner: str,
+        jobs: Jobs,
     ) -> None:
         self._transport = transport
-        self._store = store
-        self._owner = owner
+        self._jobs = jobs
+        self._store = jobs.store
+        self._owner = jobs.owner
         self._lookups = Lookups(transport, strategy)
         self._delays = tuple(delays)
         self._resend_after = resend_after
@@ -218,10 +219,11 @@ class Submitter:
         return None if result is None else Job(result, record)
 
     async def _accepted(self, tag: str, result: SubmitResult) -> SubmitResult:
-        """Keep the task id with the record. The job exists whatever happens here, so a store
-        failure is logged, not raised: the record keeps its tag, and `resume()` finds the job."""
+        """Keep the task id with the record, without holding up the caller (`Jobs.later`). The
+        job exists whatever happens to that write, so a failure is logged, not raised: the
+        record keeps its tag, and `resume()` finds the job."""
         self._remember(tag, result)
-        await self._after_send(self._store.set_task_id(tag, str(result.result)), tag)
+        self._jobs.later(self._store.set_task_id(tag, str(result.result)), tag)
         return result
 
     async def _mark_sent(self, tag: str, *, may_resend: bool) -> None:

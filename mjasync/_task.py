@@ -95,7 +95,7 @@ class _Owner(Protocol):
 class Task:
     """A handle on one accepted job. Await it for the final TaskInfo; it holds no connection."""
 
-    __slots__ = ("_client", "_last", "_modal_sent", "_pressed", "id", "meta", "submit_result")
+    __slots__ = ("__weakref__", "_client", "_last", "_modal_sent", "_pressed", "id", "meta", "submit_result")
 
     def __init__(
         self,
@@ -254,7 +254,7 @@ class Task:
         return await self._client.download(self, path, timeout=timeout)
 
     async def forget(self) -> None:
-        """The job is handled: its record goes from the store, and `resume()` never returns it."""
+        """The job is handled: `resume()` never returns it again (see `Client.forget`)."""
         await self._client.forget(self.id)
 
     def _timed_out(self, timeout: float | None) -> WaitTimeoutError:

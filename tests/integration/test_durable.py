@@ -11,7 +11,7 @@ import pytest
 
 import mjasync
 from mjasync.testing import FakeProxy
-from tests.conftest import FAST, eventually
+from tests.conftest import FAST, SETTLE_TIMEOUT, eventually
 
 
 def client(fake: FakeProxy, store: mjasync.Store | None = None, **overrides: Any) -> mjasync.Client:
@@ -63,10 +63,12 @@ async def test_a_key_holds_across_a_restart_and_resume_hands_back_the_job(
         assert back.last is not None and back.last.succeeded  # the final snapshot was stored
         await back.forget()
     async with client(fake, mjasync.SQLiteStore(path)) as mj:
-        assert await mj.resume() == []
-        fresh = await mj.imagine("a fox", idempotency_key="update-41")  # forgotten: the key is free
-    assert fresh.id != task.id
-    assert fake.stats.accepted_submits == 2
+        assert await mj.resume() == []  # forgotten: never handed back by resume()
+        # ...but its key still names it (a chat platform redelivering the message after the
+        # bot replied and forgot costs no second job), until the retention purge
+        again = await mj.imagine("a fox", idempotency_key="update-41")
+        assert (again.id, again.meta) == (task.id, {"chat": 41})
+    assert fake.stats.accepted_submits == 1
 
 
 @pytest.mark.parametrize("meta", [{"x": {1, 2}}, {"x": "y" * 5000}, {1: "x"}, ["x"], {"x": float("nan")}])
@@ -184,3 +186,32 @@ async def test_tags_asked_for_during_a_look_up_share_the_next_one(fake: FakeProx
         assert await first is None and later == [None] * 30
     assert fake.stats.requests["GET /mj/task/list"] == 2
     assert fake.stats.requests["GET /mj/task/queue"] == 2
+
+
+async def test_forget_by_state_tag_closes_a_record_no_look_up_can_settle(fake: FakeProxy) -> None:
+    store = mjasync.MemoryStore()
+    record = await _orphan(store, age=0.0)
+    async with client(fake, store, resend_after=None) as mj:
+        assert await mj.resume() == []  # open: never resent, never found
+        await mj.forget(record.tag)
+        assert await mj.resume() == []
+    assert (await store.claim("bot-1")) == []
+    assert fake.stats.accepted_submits == 0
+
+
+async def test_a_callback_on_one_replica_wakes_the_waiter_on_another(tmp_path: Path) -> None:
+    store = mjasync.MemoryStore()  # replicas in one process share a MemoryStore as a bus
+    async with FakeProxy("extended", job_seconds=0.05) as proxy:
+        slow = {**FAST, "poll_interval": 3600.0}
+        async with (
+            mjasync.Client(proxy.url, proxy.api_key, auth=proxy.auth, store=store, replica="a", **slow) as a,
+            mjasync.Client(proxy.url, proxy.api_key, auth=proxy.auth, store=store, replica="b", **slow) as b,
+        ):
+            token = "replicas-share-this-token"  # behind one public URL, replicas share the token
+            a.callbacks.configure("http://127.0.0.1", token=token)
+            url = await a.callbacks.serve("127.0.0.1", 0)
+            b.callbacks.configure(url, token=token)  # b's jobs call back to a's receiver
+            task = await b.imagine("a fox")
+            info = await asyncio.wait_for(task.wait(), SETTLE_TIMEOUT)  # polling alone: an hour
+            assert info.succeeded
+            assert b.stats.resolved_by_callback == 1 and a.stats.resolved_by_callback == 0

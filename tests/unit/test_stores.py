@@ -138,7 +138,8 @@ async def test_updates_of_an_absent_record_change_nothing(store: Store) -> None:
     await store.finish([info("7")], at=1.0)
     await store.delete("mja-none")
     assert await store.get("mja-none") is None
-    assert await store.forget("7") == 0
+    assert await store.forget("7", 1.0) == 0
+    assert await store.forget("mja-none", 1.0) == 0
     assert await store.claim("bot-1") == []
 
 
@@ -152,19 +153,31 @@ async def test_delete_drops_one_record_and_frees_its_key(store: Store) -> None:
     assert await store.add(fresh) == fresh
 
 
-async def test_a_forgotten_record_never_comes_back_and_frees_its_key(store: Store) -> None:
+async def test_a_forgotten_record_is_never_claimed_again_and_holds_its_key_until_purged(store: Store) -> None:
     await store.add(record("mja-1", idempotency_key="k"))
     await store.add(record("mja-2"))
+    await store.add(record("mja-done"))
+    await store.add(record("mja-unsent"))
     await store.add(record("mja-other"))
-    for tag in ("mja-1", "mja-2"):
-        await store.set_task_id(tag, "42")
-    await store.set_task_id("mja-other", "43")
-    assert await store.forget("42") == 2
-    assert await store.forget("42") == 0
+    for tag, task_id in (("mja-1", "42"), ("mja-2", "42"), ("mja-done", "44"), ("mja-other", "43")):
+        await store.set_task_id(tag, task_id)
+    await store.finish([info("44")], at=50.0)
+    assert await store.forget("42", 100.0) == 2  # by task id
+    assert await store.forget("42", 101.0) == 0  # already forgotten: not counted again
+    assert await store.forget("mja-unsent", 100.0) == 1  # by state tag
+    assert await store.forget("44", 100.0) == 1
+    assert [r.tag for r in await store.claim("bot-1")] == ["mja-other"]
+    forgotten = await store.get("mja-1")
+    assert forgotten is not None and (forgotten.forgotten, forgotten.ended) == (100.0, 100.0)
+    done = await store.get("mja-done")
+    assert done is not None and (done.forgotten, done.ended) == (100.0, 50.0)  # its end is kept
+    assert await store.add(record("mja-3", idempotency_key="k")) == forgotten  # the key still names it
+    assert await store.get("mja-3") is None
+    assert await store.purge(100.5) == 4  # retention over: they go, the key with them
     await store.set_sent("mja-1", sent_at=1.0, may_resend=True)
     await store.set_task_id("mja-1", "42")
     await store.finish([info("42")], at=1.0)
-    assert await store.get("mja-1") is None and await store.get("mja-2") is None
+    assert await store.get("mja-1") is None and await store.get("mja-2") is None  # never come back
     assert [r.tag for r in await store.claim("bot-1")] == ["mja-other"]
     fresh = record("mja-3", idempotency_key="k")
     assert await store.add(fresh) == fresh
