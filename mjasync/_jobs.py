@@ -128,6 +128,9 @@ class Jobs:
                 async for message in bus.subscribe():
                     self._relay(message)
             except MjError as exc:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    return  # closing: a client library may turn the cancellation into an error
                 logger.warning("replica bus lost (%s); subscribing again in %.0f s", exc, BUS_RETRY)
             await asyncio.sleep(BUS_RETRY)
 
