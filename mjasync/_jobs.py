@@ -69,6 +69,9 @@ class Jobs:
         returns without that round trip); the reads and writes here that depend on it wait for
         it first. A failure is logged: the record keeps its tag, which `resume()` settles."""
         future = asyncio.ensure_future(write)  # a store's future as it is; a coroutine as a task
+        if future.done():  # MemoryStore's: nothing to wait for
+            self._written_one(tag, future)
+            return
         self._later.add(future)
         future.add_done_callback(partial(self._written_one, tag))
 
