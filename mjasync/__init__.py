@@ -58,6 +58,7 @@ from ._options import (
     DEFAULT_TIMEOUT,
     ClientOptions,
 )
+from ._redis_store import RedisStore
 from ._sqlite_store import SQLiteStore
 from ._stats import ClientStats
 from ._store import JobRecord, Store
@@ -106,6 +107,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitError",
     "RedirectError",
+    "RedisStore",
     "ResponseDecodeError",
     "SQLiteStore",
     "ServerError",

@@ -131,9 +131,8 @@ class Jobs:
                 async for message in bus.subscribe():
                     self._relay(message)
             except MjError as exc:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    return  # closing: a client library may turn the cancellation into an error
+                if _cancelling():
+                    return
                 logger.warning("replica bus lost (%s); subscribing again in %.0f s", exc, BUS_RETRY)
             await asyncio.sleep(BUS_RETRY)
 
@@ -143,5 +142,14 @@ class Jobs:
                 await self.store.renew(self.owner)
                 await self.store.purge(time.time() - self.retention)
             except MjError as exc:
+                if _cancelling():
+                    return
                 logger.warning("lease of replica %s not renewed: %s", self.owner, exc)
             await asyncio.sleep(self.store.lease / 3)
+
+
+def _cancelling() -> bool:
+    """The current task is being cancelled (the client is closing): a store's client library
+    may have turned the cancellation into an error, which must not keep a loop going."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0

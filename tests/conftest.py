@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,6 +15,7 @@ from aioresponses import CallbackResult, aioresponses
 
 import mjasync
 import mjasync.cli
+from tests.redis_server import RedisServer
 
 BASE_URL = "http://proxy.test"
 API_KEY = "sk-test-SECRET-key-123"
@@ -112,3 +115,37 @@ def http() -> Iterator[MockedHTTP]:
 async def client() -> AsyncIterator[mjasync.Client]:
     async with mjasync.Client(BASE_URL, API_KEY, **FAST) as mj:
         yield mj
+
+
+# -- a real redis-server (tests/redis_server.py): skipped without one, failed under CI ----------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One server for the session, without persistence; tests keep apart by `redis_namespace`."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_namespace() -> str:
+    """A namespace of this test's own: no other test sees its keys."""
+    return f"test-{secrets.token_hex(6)}"
+
+
+@pytest.fixture
+def make_redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Starts servers of this test's own (`persistent=True`: append-only file); all stopped after."""
+    servers: list[RedisServer] = []
+
+    def make(*, persistent: bool = False) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(servers)}", persistent=persistent)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -1,5 +1,7 @@
-"""Every store keeps the same contract: MemoryStore and SQLiteStore run one suite, then the
-SQLite file's own promises (durability, layout, corrupt rows, group commit, cross-process claims)."""
+"""Every store keeps the same contract: MemoryStore, SQLiteStore and RedisStore (against a real
+redis-server) run one suite, then the SQLite file's own promises (durability, layout, corrupt
+rows, group commit), and claims atomic across processes for the shared stores. RedisStore's own
+promises are in tests/integration/test_redis_store.py."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import pytest
 import mjasync
 from mjasync._convert import structure
 from mjasync._memory_store import MemoryStore
+from mjasync._redis_store import RedisStore
 from mjasync._sqlite_store import SQLiteStore
 from mjasync._store import DEFAULT_LEASE, SCHEMA, JobRecord, Store
 from tests.conftest import SETTLE_TIMEOUT, eventually
@@ -62,15 +65,21 @@ async def wait_past(moment: float) -> None:
     assert time.time() > moment
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
-    """Opens a store of the kind under test (each SQLite one its own file); all closed after."""
+    """Opens a store of the kind under test (each SQLite one its own file, each Redis one its own
+    namespace on the session's redis-server); all closed after."""
     made: list[Store] = []
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_server").url
+        namespace: str = request.getfixturevalue("redis_namespace")
 
     def make(*, lease: float = DEFAULT_LEASE) -> Store:
         store: Store
         if request.param == "memory":
             store = MemoryStore(lease=lease)
+        elif request.param == "redis":
+            store = RedisStore(url, namespace=f"{namespace}-{len(made)}", lease=lease)
         else:
             store = SQLiteStore(tmp_path / f"jobs-{len(made)}.db", lease=lease)
         made.append(store)
@@ -392,11 +401,12 @@ async def test_one_failing_operation_leaves_the_rest_of_its_batch_alone(tmp_path
 
 CLAIMER = """
 import asyncio, json, pathlib, sys, time
+from mjasync._redis_store import RedisStore
 from mjasync._sqlite_store import SQLiteStore
-path, owner, ready, go = sys.argv[1:]
+kind, where, owner, ready, go = sys.argv[1:]
 async def main():
-    store = SQLiteStore(path)
-    await store.get("warm-up")  # the file is open before the race starts
+    store = SQLiteStore(where) if kind == "sqlite" else RedisStore(where.split(" ")[0], namespace=where.split(" ")[1])
+    await store.get("warm-up")  # the file is open (the connection made) before the race starts
     pathlib.Path(ready).touch()
     deadline = time.monotonic() + 60
     while not pathlib.Path(go).exists():
@@ -408,9 +418,18 @@ asyncio.run(main())
 """
 
 
-async def test_claims_are_atomic_across_processes(tmp_path: Path) -> None:
-    path, go = tmp_path / "jobs.db", tmp_path / "go"
-    store = SQLiteStore(path, lease=0.05)
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_claims_are_atomic_across_processes(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    go = tmp_path / "go"
+    path = tmp_path / "jobs.db"
+    store: Store
+    if kind == "sqlite":
+        where = str(path)
+        store = SQLiteStore(path, lease=0.05)
+    else:
+        url, namespace = request.getfixturevalue("redis_server").url, request.getfixturevalue("redis_namespace")
+        where = f"{url} {namespace}"
+        store = RedisStore(url, namespace=namespace, lease=0.05)
     await store.renew("dead")
     renewed = time.time()
     tags = [f"mja-{n}" for n in range(300)]
@@ -420,7 +439,7 @@ async def test_claims_are_atomic_across_processes(tmp_path: Path) -> None:
     ready = [tmp_path / f"ready-{n}" for n in range(4)]
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CLAIMER, str(path), f"bot-{n}", str(ready[n]), str(go),
+            sys.executable, "-c", CLAIMER, kind, where, f"bot-{n}", str(ready[n]), str(go),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         for n in range(4)
@@ -440,6 +459,11 @@ async def test_claims_are_atomic_across_processes(tmp_path: Path) -> None:
     claimed = [tag for tags_of in got.values() for tag in tags_of]
     assert len(claimed) == len(set(claimed)) == 300  # none twice
     assert set(claimed) == set(tags)  # all taken
-    with raw(path) as db:
-        owners = dict(db.execute("SELECT tag, owner FROM jobs").fetchall())
+    if kind == "sqlite":
+        with raw(path) as db:
+            owners = dict(db.execute("SELECT tag, owner FROM jobs").fetchall())
+    else:
+        again = RedisStore(url, namespace=namespace)
+        owners = {tag: got_.owner for tag in tags if (got_ := await again.get(tag)) is not None}
+        await again.close()
     assert all(owners[tag] == owner for owner, tags_of in got.items() for tag in tags_of)
