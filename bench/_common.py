@@ -19,8 +19,12 @@ import json
 import multiprocessing
 import operator
 import os
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -379,3 +383,46 @@ def raw_headers() -> dict[str, str]:
         "Accept": "application/json",
         "Authorization": f"Bearer {API_KEY}",
     }
+
+
+# --- a redis-server for the replica benchmarks ---------------------------------------------------
+
+
+class RedisProcess:
+    """`redis-server` on a free loopback port (no persistence) in a temporary directory; None
+    from `start()` when it is not installed (the figures are then skipped with a note)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._dir = tempfile.TemporaryDirectory(prefix="mjasync-bench-redis-")
+        self.url = ""
+
+    def __enter__(self) -> RedisProcess | None:
+        path = shutil.which("redis-server")
+        if path is None:
+            note("redis-server is not installed (apt-get install redis-server): Redis figures skipped")
+            return None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self._process = subprocess.Popen(
+            [path, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", self._dir.name],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return self
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                raise BenchError("redis-server did not start")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+        self._dir.cleanup()

@@ -24,6 +24,7 @@ SCRIPTS = (
     "fetch_throughput.py",
     "polling_cost.py",
     "callback_latency.py",
+    "replica_latency.py",
     "memory.py",
     "import_time.py",
 )
