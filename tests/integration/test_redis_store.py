@@ -184,6 +184,22 @@ async def test_a_client_whose_redis_is_unreachable_sends_nothing() -> None:
         await store.close()
 
 
+async def test_a_replica_cut_off_from_redis_keeps_waiting_by_polling_and_submits_nothing(
+    make_redis_server: MakeServer,
+) -> None:
+    server = make_redis_server()
+    async with FakeProxy("reference", job_seconds=0.3, seed=3) as fake:
+        store = mjasync.RedisStore(server.url, namespace="bot")
+        async with mjasync.Client(fake.url, fake.api_key, auth=fake.auth, store=store, **FAST) as mj:
+            task = await mj.imagine("before the cut")
+            await asyncio.to_thread(server.stop)  # Redis is gone: a partition, a crash
+            assert (await task.wait(timeout=SETTLE_TIMEOUT)).succeeded  # polling needs no store
+            with pytest.raises(mjasync.StoreError):
+                await mj.imagine("after the cut")
+        assert fake.stats.accepted_submits == 1
+        await store.close()
+
+
 async def test_a_timeout_is_a_store_error(make_redis_server: MakeServer) -> None:
     server = make_redis_server()
     pauser = redis.asyncio.Redis.from_url(server.url)
