@@ -26,11 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any, Final
+
+from aiohttp import web
 
 import mjasync
 
@@ -224,7 +226,6 @@ def _minimal_main(conn: Connection, options: dict[str, Any]) -> None:
 
 
 async def _minimal_serve(conn: Connection) -> None:
-    from aiohttp import web
 
     ids = itertools.count(FIRST_ID)
     rest = {k: v for k, v in TASK_JSON.items() if k != "id"}
@@ -426,3 +427,46 @@ class RedisProcess:
             self._process.terminate()
             self._process.wait(10)
         self._dir.cleanup()
+
+
+# --- callback receivers that time what they pass on --------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def timed_receiver(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], arrived: dict[str, float]
+) -> AsyncIterator[str]:
+    """A loopback receiver in front of `handler` that notes when each task's SUCCESS callback
+    arrived (`perf_counter`); yields its public URL (the token goes after it)."""
+
+    async def timed(request: web.Request) -> web.StreamResponse:
+        snapshot = json.loads(await request.read())
+        if snapshot.get("status") == "SUCCESS":
+            arrived.setdefault(snapshot["id"], time.perf_counter())
+        return await handler(request)
+
+    app = web.Application()
+    app.router.add_post("/hooks/{token}", timed)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
+    finally:
+        await runner.cleanup()
+
+
+def report_latency(
+    prefix: str, latencies: list[float], stats: mjasync.ClientStats, targets: Targets, p99_target: float
+) -> None:
+    """p50 / p99 / max of callback-to-result latencies (seconds), in ms, against a p99 target."""
+    latencies = sorted(latencies)
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    note(f"results by callback {stats.resolved_by_callback}, by polling {stats.resolved_by_poll}")
+    figure(f"{prefix}.jobs", len(latencies), "jobs")
+    figure(f"{prefix}.p50", p50, "ms")
+    figure(f"{prefix}.p99", p99, "ms")
+    figure(f"{prefix}.max", latencies[-1] * 1000, "ms")
+    figure(f"{prefix}.by_callback", stats.resolved_by_callback, "jobs")
+    targets.check(f"{prefix}.p99", p99, "<", p99_target)

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 
-from _common import RedisProcess, ServerProcess, Targets, figure, note, run
-from aiohttp import web
+from _common import RedisProcess, ServerProcess, Targets, figure, report_latency, run, timed_receiver
 
 import mjasync
 
@@ -55,35 +53,19 @@ async def main(args: argparse.Namespace) -> None:
             mjasync.Client(info["url"], info["api_key"], store=store_b, replica="b", **common) as b,
             mjasync.Client(info["url"], info["api_key"], **common) as plain,
         ):
-            handler = a.callbacks.aiohttp_handler()
+            async with timed_receiver(a.callbacks.aiohttp_handler(), arrived) as public:
+                a.callbacks.configure(public, token=TOKEN)
+                b.callbacks.configure(public, token=TOKEN)  # B's jobs call back to A only
+                await a.resume()
+                await b.resume()  # both replicas hear the bus from here on
 
-            async def timed(request: web.Request) -> web.StreamResponse:
-                snapshot = json.loads(await request.read())
-                if snapshot.get("status") == "SUCCESS":
-                    arrived.setdefault(snapshot["id"], time.perf_counter())
-                return await handler(request)
+                async def one(index: int) -> None:
+                    await asyncio.sleep(spread * index / jobs)
+                    task = await b.imagine(f"replica latency job {index}")
+                    await task.wait(timeout=120)
+                    latencies.append(time.perf_counter() - arrived[task.id])
 
-            app = web.Application()
-            app.router.add_post("/hooks/{token}", timed)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            public = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks"
-            a.callbacks.configure(public, token=TOKEN)
-            b.callbacks.configure(public, token=TOKEN)  # B's jobs call back to A only
-            await a.resume()
-            await b.resume()  # both replicas hear the bus from here on
-
-            async def one(index: int) -> None:
-                await asyncio.sleep(spread * index / jobs)
-                task = await b.imagine(f"replica latency job {index}")
-                await task.wait(timeout=120)
-                latencies.append(time.perf_counter() - arrived[task.id])
-
-            try:
                 await asyncio.gather(*(one(i) for i in range(jobs)))
-            finally:
-                await runner.cleanup()
             stats = b.stats
             count = 500 if args.quick else 3000
             plain_rates, redis_rates = [], []
@@ -92,16 +74,7 @@ async def main(args: argparse.Namespace) -> None:
                 redis_rates.append(await submit_rate(b, count))
         await store_a.close()
         await store_b.close()
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    note(f"B's results by callback {stats.resolved_by_callback}, by polling {stats.resolved_by_poll}")
-    figure("replica.jobs", jobs, "jobs")
-    figure("replica.p50", p50, "ms")
-    figure("replica.p99", p99, "ms")
-    figure("replica.max", latencies[-1] * 1000, "ms")
-    figure("replica.by_callback", stats.resolved_by_callback, "jobs")
-    targets.check("replica.p99", p99, "<", 20.0)
+    report_latency("replica", latencies, stats, targets, 20.0)
     plain_rate, redis_rate = statistics.median(plain_rates), statistics.median(redis_rates)
     figure("replica.submit_plain", plain_rate, "req/s")
     figure("replica.submit_redis", redis_rate, "req/s")
