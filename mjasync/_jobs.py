@@ -1,4 +1,4 @@
-"""A client's side of its store: its replica name and lease, final snapshots, forgetting."""
+"""A client's side of its store: replica name and lease, final snapshots, forgetting, the bus."""
 
 from __future__ import annotations
 

@@ -70,9 +70,9 @@ class Store(Protocol):
         """An ambiguous send ended at `sent_at` (epoch seconds)."""
 
     def set_task_id(self, tag: str, task_id: str) -> Awaitable[None]:
-        """The server accepted: keep the id, drop the body. The write takes its place among the
-        store's operations when this is called, not when awaited, so a caller need not wait for
-        it (the client does not: the job exists whatever happens to this write)."""
+        """The server accepted: keep the id, drop the body. The client does not hold the submit
+        up for it (its own later reads and writes wait for it instead), so a store may return a
+        future that is already under way, or a coroutine."""
 
     async def finish(self, infos: Sequence[TaskInfo], at: float) -> None:
         """Keep the final snapshot of every record whose task id is among `infos`."""
