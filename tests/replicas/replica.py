@@ -29,10 +29,13 @@ async def main(config: dict[str, object]) -> None:
             out.write(line + "\n")
 
     async def deliver(task: mjasync.Task) -> None:
-        info = await task.wait(timeout=120)
-        finish = info.finish_time.timestamp() if info.finish_time else 0.0
-        write(f"delivered {task.meta['key']} {info.id} {finish:.3f} {time.time():.3f} {name}")
-        await task.forget()
+        try:
+            info = await task.wait(timeout=120)
+            finish = info.finish_time.timestamp() if info.finish_time else 0.0
+            write(f"delivered {task.meta['key']} {info.id} {finish:.3f} {time.time():.3f} {name}")
+            await task.forget()
+        except mjasync.MjError as exc:  # its record stays open: a later resume() hands it back
+            write(f"error {task.meta['key']} {type(exc).__name__}: {exc}")
 
     async with mjasync.Client(
         str(config["url"]), str(config["api_key"]), auth=config["auth"],  # type: ignore[arg-type]

@@ -84,7 +84,8 @@ async def test_three_replicas_share_callbacks_poll_apart_and_adopt_a_dead_ones_j
           f"r3's jobs delivered by {dict(adopted)}; result latency after the job's end (poll interval 4 s): "
           + ", ".join(f"{n} p50 {statistics.median(v) * 1000:.0f} ms p99 {v[-1] * 1000:.0f} ms"
                       for n, v in latency.items())
-          + f"; {len(polls)} list-by-condition polls, {len(mixed)} mixing r1 and r2")
+          + f"; {len(polls)} list-by-condition polls, {len(mixed)} mixing r1 and r2"
+          + "".join(f"\n  {' '.join(e)}" for j in journals.values() for e in lines(j, "error")))
     assert len(fake.jobs) == 3 * JOBS and max(paid.values()) == 1, "a job paid twice"
     assert set(by_key) == {f"{n}-{i}" for n in NAMES for i in range(JOBS)}, "a job's result lost"
     assert statistics.median(latency["r2"]) < 1.0, "r2's results came by polling, not over the bus"
