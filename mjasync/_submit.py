@@ -170,7 +170,7 @@ class Submitter:
                 return SubmitResult(code=1, description="idempotency key already used", result=record.task_id)
             tasks, _ = await self._lookups.find(tag, str(held.body.get("state", tag)))
             if tasks:
-                return await self._accepted(tag, self._adopt(tag, tasks))
+                return self._accepted(tag, self._adopt(tag, tasks))
         raise SubmitUncertainError(
             f"POST {held.endpoint}: an earlier submit with this idempotency key (state tag {tag}) "
             "may have created a job, and none carrying its tag was found yet; nothing sent",
@@ -218,7 +218,7 @@ class Submitter:
         result = await self._step(pending)
         return None if result is None else Job(result, record)
 
-    async def _accepted(self, tag: str, result: SubmitResult) -> SubmitResult:
+    def _accepted(self, tag: str, result: SubmitResult) -> SubmitResult:
         """Keep the task id with the record, without holding up the caller (`Jobs.later`). The
         job exists whatever happens to that write, so a failure is logged, not raised: the
         record keeps its tag, and `resume()` finds the job."""
@@ -242,7 +242,7 @@ class Submitter:
         if tag in self._found:
             return self._found[tag]
         tasks, _ = await self._lookups.find(tag, self._sent.get(tag, tag))
-        return await self._accepted(tag, self._adopt(tag, tasks)) if tasks else None
+        return self._accepted(tag, self._adopt(tag, tasks)) if tasks else None
 
     async def close(self) -> None:
         """Stop the background look-ups."""
@@ -255,7 +255,7 @@ class Submitter:
         path, tag = pending.path, pending.tag
         stats = self._transport.stats
         try:
-            return await self._accepted(tag, await self._send(pending))
+            return self._accepted(tag, await self._send(pending))
         except APIError as exc:
             if not _is_ambiguous(exc):
                 await self._after_send(self._store.delete(tag), tag)  # refused: nothing was created
@@ -300,7 +300,7 @@ class Submitter:
         loop = asyncio.get_running_loop()
         tasks, complete = await self._lookups.find(pending.tag, pending.wire_state)
         if tasks:
-            return await self._accepted(pending.tag, self._adopt(pending.tag, tasks))
+            return self._accepted(pending.tag, self._adopt(pending.tag, tasks))
         if not complete:
             pending.may_resend = False
         quiet = self._resend_after is not None and loop.time() - pending.sent_at >= self._resend_after
@@ -321,7 +321,7 @@ class Submitter:
             pending.sent_at = loop.time()
             await self._mark_sent(pending.tag, may_resend=True)
             return None
-        return await self._accepted(pending.tag, result)
+        return self._accepted(pending.tag, result)
 
     def _watch(self, pending: _Pending) -> None:
         """Keep looking for the tag in the background; a job found is logged, counted and kept."""
