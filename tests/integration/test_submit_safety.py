@@ -8,6 +8,7 @@ import pytest
 
 import mjasync
 from mjasync.testing import FakeProxy
+from tests.conftest import eventually
 from tests.integration.conftest import client_for
 
 
@@ -96,10 +97,13 @@ async def test_429_is_resent(dialect: str) -> None:
 
 async def test_refused_connection_is_resent() -> None:
     async with FakeProxy("relay", job_seconds=0.05) as fake:
-        async with client_for(fake, retry_backoff=0.05, max_retries=4) as mj:
-            await fake.refuse_connections(0.1)
-            task = await mj.imagine("cat")
-            assert mj.stats.retries >= 1
+        async with client_for(fake, retry_backoff=0.01, max_retries=1000) as mj:
+            await fake.stop_listening()
+            submit = asyncio.ensure_future(mj.imagine("cat"))
+            # listen again only once a refused attempt was retried (not after a guessed time)
+            await eventually(lambda: mj.stats.retries >= 1)
+            await fake.start_listening()
+            task = await submit
     assert task.id in fake.jobs
     assert fake.stats.accepted_submits == 1
     assert_one_job_per_tag(fake)
