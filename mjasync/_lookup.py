@@ -8,7 +8,7 @@ from typing import Literal
 
 from ._classify import endpoint_missing
 from ._decode import tags_view
-from ._exceptions import APIError
+from ._exceptions import APIError, ClientClosedError
 from ._models import TaskInfo
 from ._transport import Transport
 
@@ -52,10 +52,17 @@ class Lookups:
             self._next = (tags, outcome)
         tags, outcome = self._next
         tags[tag] = wire_state
-        sightings = await asyncio.shield(outcome)  # one caller gone does not end the round
+        try:
+            sightings = await asyncio.shield(outcome)  # one caller gone does not end the round
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if outcome.cancelled() and current is not None and not current.cancelling():
+                raise ClientClosedError("the Client was closed during a look-up") from None
+            raise
         return sightings.get(tag, ([], False))
 
     async def close(self) -> None:
+        """Stop the rounds under way; their callers get ClientClosedError."""
         for outcome in self._rounds:
             outcome.cancel()
         await asyncio.gather(*self._rounds, return_exceptions=True)

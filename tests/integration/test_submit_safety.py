@@ -131,3 +131,16 @@ async def test_many_concurrent_submits_with_faults_record_one_job_each() -> None
     assert len({t.id for t in tasks}) == 100
     assert fake.stats.accepted_submits == 100
     assert_one_job_per_tag(fake)
+
+
+async def test_closing_the_client_during_a_look_up_ends_the_submit_with_a_typed_error() -> None:
+    async with FakeProxy("reference", job_seconds=0.05) as fake:
+        fake.faults.add("reset_after_record", endpoint="submit", times=1)
+        fake.faults.add("slow", endpoint="task_list", delay=30.0)  # the look-up hangs
+        mj = client_for(fake, reconcile="list-scan", reconcile_delays=(0.01,))
+        submit = asyncio.ensure_future(mj.imagine("cat"))
+        await eventually(lambda: fake.stats.requests["GET /mj/task/list"] == 1)
+        await mj.close()
+        with pytest.raises(mjasync.SubmitUncertainError) as caught:  # not a bare CancelledError
+            await submit
+    assert isinstance(caught.value.__cause__, mjasync.ClientClosedError)
