@@ -53,6 +53,10 @@ _POOL_SIZE: Final = 50
 """Connections a store built from a URL opens at most (`?max_connections=` in the URL overrides)."""
 _POOL_TIMEOUT: Final = 20
 """Seconds an operation waits for a free connection before it fails (StoreError)."""
+_LISTEN_STEP: Final = 1.0
+"""Seconds a subscription waits for a message before it looks whether it is being cancelled."""
+_CLOSE_TIMEOUT: Final = 5.0
+"""Seconds closing a subscription may take before it is left to the garbage collector."""
 _MISSING: Final = "RedisStore needs the redis package: pip install 'mjasync[redis]'"
 
 _LUA_COMMON: Final = """
@@ -335,15 +339,19 @@ class RedisStore:
                 raise self._fail(exc) from exc
             while True:
                 try:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_LISTEN_STEP)
                 except Exception as exc:
                     raise self._fail(exc) from exc
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise asyncio.CancelledError  # redis-py swallowed it: end the subscription anyway
                 if message is not None and message.get("type") == "message":
                     data = message["data"]
                     yield data.encode() if isinstance(data, str) else bytes(data)
         finally:
             try:
-                await pubsub.aclose()
+                async with asyncio.timeout(_CLOSE_TIMEOUT):  # a torn connection must not hold close()
+                    await pubsub.aclose()
             except Exception as exc:
                 logger.debug("closing a Redis subscription failed: %s", exc)
 
